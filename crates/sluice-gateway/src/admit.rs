@@ -1,0 +1,87 @@
+//! Phase 5, admit: the Maximum Backend Throughput decision for one
+//! (API, environment): the in-flight cap first, then every limited dimension
+//! of the current window at once.
+//!
+//! Shadow mode decides the same way but forwards what it would refuse,
+//! uncounted, and reports it.
+
+use crate::fault::Throttled;
+use crate::snapshot::{ApiRuntime, EnvRuntime};
+use crate::telemetry::IN_FLIGHT_REASON;
+use http::StatusCode;
+use sluice_core::RejectStatus;
+use sluice_limits::{Admission, Cost, Decision, InFlightPermit};
+
+/// What admission decided.
+pub(crate) enum AdmissionOutcome {
+    /// Forward; `admission` is `None` when no dimension is limited.
+    Admitted {
+        admission: Option<Admission>,
+        permit: Option<InFlightPermit>,
+    },
+    /// Shadow mode: would be refused, forwarded uncounted.
+    ShadowRefused { permit: Option<InFlightPermit> },
+    /// Refuse with this answer.
+    Refused(Throttled),
+}
+
+pub(crate) fn admit(
+    api: &ApiRuntime,
+    env: &EnvRuntime,
+    now_ms: u64,
+    default_status: RejectStatus,
+) -> AdmissionOutcome {
+    let throughput = &api.definition.throughput;
+    let options = &throughput.options;
+    let limit = throughput.limit(env.environment);
+    let status = StatusCode::from_u16(options.reject_status.unwrap_or(default_status).code())
+        .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+
+    let in_flight_cap = options.max_in_flight[env.environment.index()];
+    let permit = match in_flight_cap {
+        None => None,
+        Some(cap) => match env.in_flight.try_acquire(Some(cap)) {
+            Some(permit) => Some(permit),
+            None if options.shadow => {
+                env.telemetry.shadow_refused[IN_FLIGHT_REASON].increment(1);
+                return AdmissionOutcome::ShadowRefused { permit: None };
+            }
+            None => {
+                env.telemetry.refused[IN_FLIGHT_REASON].increment(1);
+                return AdmissionOutcome::Refused(Throttled {
+                    status,
+                    dimension: None,
+                    limit: cap,
+                    window_seconds: 1,
+                    retry_after_ms: 1_000,
+                });
+            }
+        },
+    };
+    if limit.is_unlimited() {
+        return AdmissionOutcome::Admitted {
+            admission: None,
+            permit,
+        };
+    }
+    match env.cell.admit(limit, Cost::ONE_REQUEST, now_ms) {
+        Decision::Admitted(admission) => AdmissionOutcome::Admitted {
+            admission: Some(admission),
+            permit,
+        },
+        Decision::Refused(refusal) if options.shadow => {
+            env.telemetry.shadow_refused[refusal.dimension.index()].increment(1);
+            AdmissionOutcome::ShadowRefused { permit }
+        }
+        Decision::Refused(refusal) => {
+            env.telemetry.refused[refusal.dimension.index()].increment(1);
+            AdmissionOutcome::Refused(Throttled {
+                status,
+                dimension: Some(refusal.dimension),
+                limit: refusal.limit,
+                window_seconds: limit.unit.millis() / 1_000,
+                retry_after_ms: refusal.retry_after_ms,
+            })
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! Every answer the gateway makes itself, as data: a status, WSO2's fault
+//! body, and the extra headers. Each failure kind maps to one status here.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::Full;
+use sluice_core::Dimension;
+
+/// Why the gateway answered instead of the backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// No API matches the path.
+    NoRoute,
+    /// The path tries to climb above its root with `..`, or is not a valid path.
+    BadPath,
+    /// A secured API was called without a key.
+    MissingCredentials,
+    /// The key is unknown, malformed, expired or revoked.
+    InvalidCredentials,
+    /// The key's application is not subscribed to the API.
+    NotSubscribed,
+    /// The key type's environment has no endpoint on this API.
+    EnvironmentNotConfigured(&'static str),
+    /// The backend could not be reached; nothing was sent.
+    BackendUnreachable,
+    /// The backend failed after the request may have been written.
+    BackendFailed,
+    /// The backend did not answer in time.
+    BackendTimeout,
+}
+
+impl Fault {
+    /// The status, WSO2 fault code, message and description.
+    fn parts(&self) -> (StatusCode, u32, &'static str, String) {
+        match self {
+            Fault::NoRoute => (
+                StatusCode::NOT_FOUND,
+                404,
+                "Runtime Error",
+                "No matching resource found for given API Request".into(),
+            ),
+            Fault::BadPath => (
+                StatusCode::BAD_REQUEST,
+                400,
+                "Bad Request",
+                "The request path is not valid or leaves its API's base path".into(),
+            ),
+            Fault::MissingCredentials => (
+                StatusCode::UNAUTHORIZED,
+                900902,
+                "Missing Credentials",
+                "Invalid Credentials. Make sure your API invocation call has a header: 'apikey: <API key>' or 'Authorization: Bearer <API key>'".into(),
+            ),
+            Fault::InvalidCredentials => (
+                StatusCode::UNAUTHORIZED,
+                900901,
+                "Invalid Credentials",
+                "Invalid Credentials. Make sure you have provided a valid, unexpired and unrevoked API key".into(),
+            ),
+            Fault::NotSubscribed => (
+                StatusCode::FORBIDDEN,
+                900908,
+                "Resource forbidden",
+                "User is NOT authorized to access the Resource. API Subscription validation failed.".into(),
+            ),
+            Fault::EnvironmentNotConfigured(environment) => (
+                StatusCode::FORBIDDEN,
+                900951,
+                "Environment Not Configured",
+                format!("This API has no {environment} endpoint, so a {} key cannot be used with it", environment.to_ascii_uppercase()),
+            ),
+            Fault::BackendUnreachable => (
+                StatusCode::BAD_GATEWAY,
+                101503,
+                "Error connecting to the back end",
+                "The backend refused the connection or could not be reached".into(),
+            ),
+            Fault::BackendFailed => (
+                StatusCode::BAD_GATEWAY,
+                101500,
+                "Error in the back end",
+                "The backend closed or reset the connection".into(),
+            ),
+            Fault::BackendTimeout => (
+                StatusCode::GATEWAY_TIMEOUT,
+                101504,
+                "Connection timed out",
+                "The backend did not answer in time".into(),
+            ),
+        }
+    }
+
+    /// Short name for logs and metrics.
+    pub(crate) fn as_str(&self) -> &'static str {
+        match self {
+            Fault::NoRoute => "no_route",
+            Fault::BadPath => "bad_path",
+            Fault::MissingCredentials => "missing_credentials",
+            Fault::InvalidCredentials => "invalid_credentials",
+            Fault::NotSubscribed => "not_subscribed",
+            Fault::EnvironmentNotConfigured(_) => "environment_not_configured",
+            Fault::BackendUnreachable => "backend_unreachable",
+            Fault::BackendFailed => "backend_failed",
+            Fault::BackendTimeout => "backend_timeout",
+        }
+    }
+
+    /// The response for this fault.
+    pub(crate) fn response(&self) -> Response<Full<Bytes>> {
+        let (status, code, message, description) = self.parts();
+        let mut response = fault_response(status, code, message, &description);
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"Sluice\""),
+            );
+        }
+        response
+    }
+}
+
+/// Why admission refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Throttled {
+    /// 503 or 429.
+    pub(crate) status: StatusCode,
+    /// The dimension without room, or `None` for the in-flight cap.
+    pub(crate) dimension: Option<Dimension>,
+    /// The limit that was reached.
+    pub(crate) limit: u64,
+    /// Length of the window in seconds (for `RateLimit-Policy`).
+    pub(crate) window_seconds: u64,
+    /// Milliseconds until a retry can succeed.
+    pub(crate) retry_after_ms: u64,
+}
+
+impl Throttled {
+    /// WSO2's backend-limit answer plus `Retry-After`, `retry-after-ms` and the
+    /// IETF `RateLimit-Policy` / `RateLimit` fields
+    /// (draft-ietf-httpapi-ratelimit-headers-10).
+    pub(crate) fn response(&self) -> Response<Full<Bytes>> {
+        let mut response = fault_response(
+            self.status,
+            900801,
+            "API Limit Reached",
+            "API not accepting requests",
+        );
+        let retry_after_s = self.retry_after_ms.div_ceil(1_000).max(1);
+        let policy = match self.dimension {
+            Some(dimension) => dimension.as_str(),
+            None => "in_flight",
+        };
+        let headers = response.headers_mut();
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+        headers.insert("retry-after-ms", HeaderValue::from(self.retry_after_ms));
+        headers.insert("x-should-retry", HeaderValue::from_static("true"));
+        if let Ok(value) = HeaderValue::from_str(&format!(
+            "\"backend-{policy}\";q={};w={}",
+            self.limit, self.window_seconds
+        )) {
+            headers.insert("ratelimit-policy", value);
+        }
+        if let Ok(value) =
+            HeaderValue::from_str(&format!("\"backend-{policy}\";r=0;t={retry_after_s}"))
+        {
+            headers.insert("ratelimit", value);
+        }
+        response
+    }
+}
+
+fn fault_response(
+    status: StatusCode,
+    code: u32,
+    message: &str,
+    description: &str,
+) -> Response<Full<Bytes>> {
+    let body = serde_json::json!({
+        "fault": {"code": code, "message": message, "description": description}
+    });
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=UTF-8"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn body_json(response: Response<Full<Bytes>>) -> serde_json::Value {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn throttled_answer_is_wso2s_fault_with_retry_fields() {
+        let throttled = Throttled {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            dimension: Some(Dimension::Requests),
+            limit: 50,
+            window_seconds: 1,
+            retry_after_ms: 250,
+        };
+        let response = throttled.response();
+        assert_eq!(response.status(), 503);
+        let headers = response.headers();
+        assert_eq!(headers["retry-after"], "1");
+        assert_eq!(headers["retry-after-ms"], "250");
+        assert_eq!(headers["ratelimit-policy"], "\"backend-requests\";q=50;w=1");
+        assert_eq!(headers["ratelimit"], "\"backend-requests\";r=0;t=1");
+        assert_eq!(
+            body_json(response).await,
+            serde_json::json!({"fault":{"code":900801,"message":"API Limit Reached","description":"API not accepting requests"}})
+        );
+    }
+
+    #[tokio::test]
+    async fn retry_after_rounds_up_to_whole_seconds() {
+        let throttled = Throttled {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            dimension: Some(Dimension::Requests),
+            limit: 1,
+            window_seconds: 60,
+            retry_after_ms: 44_001,
+        };
+        let response = throttled.response();
+        assert_eq!(response.status(), 429);
+        assert_eq!(response.headers()["retry-after"], "45");
+    }
+
+    #[tokio::test]
+    async fn missing_key_is_401_with_wso2_code() {
+        let response = Fault::MissingCredentials.response();
+        assert_eq!(response.status(), 401);
+        assert_eq!(body_json(response).await["fault"]["code"], 900902);
+    }
+}

@@ -1,0 +1,410 @@
+//! Sluice's data plane.
+//!
+//! [`Gateway::handle`] takes each request through the phases of DESIGN
+//! section 4, one module each: [`route`] (match `/{context}/{version}`),
+//! `auth` (Sluice key, subscription, environment), `admit` (Maximum Backend
+//! Throughput), `forward` (the upstream request), `upstream` (the pooled
+//! client) and `complete` (access log, in-flight release). It reads an
+//! immutable routing snapshot swapped whole by [`Gateway::publish`]; nothing on
+//! the request path waits on a lock an admin write can hold.
+
+#![forbid(unsafe_code)]
+
+mod admit;
+mod auth;
+mod complete;
+mod cors;
+mod fault;
+mod forward;
+pub mod route;
+mod server;
+mod snapshot;
+pub mod telemetry;
+mod upstream;
+
+pub use complete::TrackedBody;
+pub use server::serve;
+pub use snapshot::{KeyEntry, SnapshotInput};
+pub use upstream::UpstreamSettings;
+
+use crate::admit::{AdmissionOutcome, admit};
+use crate::complete::Completion;
+use crate::fault::Fault;
+use crate::snapshot::{ApiRuntime, RoutingSnapshot};
+use crate::telemetry::{Latencies, Outcome};
+use crate::upstream::{Upstream, UpstreamError};
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use sluice_core::{Dimension, Environment, RejectStatus};
+use sluice_limits::{Clock, LocalCounters};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The body of every gateway response: the backend's, streamed, or one the
+/// gateway wrote.
+pub type GatewayBody = Either<TrackedBody<Incoming>, Full<Bytes>>;
+
+/// Settings of the data plane.
+#[derive(Debug, Clone)]
+pub struct GatewaySettings {
+    /// Status of a throttled answer when the API does not choose one (503).
+    pub default_reject_status: RejectStatus,
+    /// Upstream client timeouts and pool.
+    pub upstream: UpstreamSettings,
+    /// Stamp forwarded requests with `X-Sluice-Admission` (the admission
+    /// window), for accuracy checks at the backend.
+    pub admission_header: bool,
+    /// Write one access log line per request.
+    pub access_log: bool,
+    /// Time a client has to send its request headers.
+    pub header_read_timeout: Duration,
+    /// Time in-flight requests get to finish on shutdown.
+    pub drain_timeout: Duration,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            default_reject_status: RejectStatus::ServiceUnavailable,
+            upstream: UpstreamSettings::default(),
+            admission_header: false,
+            access_log: true,
+            header_read_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Usage of one (API, environment) in its current window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowReport {
+    /// API id.
+    pub api_id: String,
+    /// API route (`/context/version`).
+    pub api: String,
+    /// Environment.
+    pub environment: Environment,
+    /// Time unit of the window.
+    pub unit: sluice_core::TimeUnit,
+    /// Window index.
+    pub window_index: u64,
+    /// Used amount per dimension.
+    pub used: [u64; 4],
+    /// Limit per dimension.
+    pub limits: [Option<u64>; 4],
+}
+
+/// The gateway: routing snapshot, counters, upstream client.
+pub struct Gateway {
+    snapshot: ArcSwap<RoutingSnapshot>,
+    counters: LocalCounters,
+    clock: Arc<dyn Clock>,
+    upstream: Upstream,
+    latencies: Latencies,
+    settings: GatewaySettings,
+    pepper: Arc<[u8]>,
+}
+
+impl Gateway {
+    /// A gateway with no APIs; `pepper` is the server secret keys are digested with.
+    pub fn new(settings: GatewaySettings, clock: Arc<dyn Clock>, pepper: Arc<[u8]>) -> Arc<Self> {
+        Arc::new(Self {
+            snapshot: ArcSwap::from_pointee(RoutingSnapshot::default()),
+            counters: LocalCounters::new(),
+            clock,
+            upstream: Upstream::new(&settings.upstream),
+            latencies: Latencies::new(),
+            settings,
+            pepper,
+        })
+    }
+
+    /// The settings the gateway runs with.
+    pub fn settings(&self) -> &GatewaySettings {
+        &self.settings
+    }
+
+    /// Build a new routing snapshot from `input` and swap it in. Counts of
+    /// APIs that remain are kept; those of deleted APIs are dropped.
+    pub fn publish(&self, input: SnapshotInput) {
+        let snapshot = RoutingSnapshot::build(input, &self.counters);
+        self.snapshot.store(Arc::new(snapshot));
+    }
+
+    /// Number of routes in the current snapshot.
+    pub fn route_count(&self) -> usize {
+        self.snapshot.load().routes.len()
+    }
+
+    /// Current window usage of every limited (API, environment); also sets
+    /// the window gauges, so call it before rendering metrics.
+    pub fn window_reports(&self) -> Vec<WindowReport> {
+        let now = self.clock.now_ms();
+        let snapshot = self.snapshot.load();
+        let mut reports = Vec::new();
+        for api in snapshot.routes.values() {
+            for env in &api.environments {
+                let limit = api.definition.throughput.limit(env.environment);
+                if limit.is_unlimited() {
+                    continue;
+                }
+                let usage = env.cell.usage(limit.unit, now);
+                for dimension in Dimension::ALL {
+                    let i = dimension.index();
+                    env.telemetry.usage[i].set(usage.used[i] as f64);
+                    if let Some(cap) = limit.caps[i] {
+                        env.telemetry.limit[i].set(cap as f64);
+                    }
+                }
+                reports.push(WindowReport {
+                    api_id: api.definition.id.clone(),
+                    api: api.definition.route.clone(),
+                    environment: env.environment,
+                    unit: usage.unit,
+                    window_index: usage.window_index,
+                    used: usage.used,
+                    limits: limit.caps,
+                });
+            }
+        }
+        reports
+    }
+
+    /// Serve one request through every phase.
+    pub async fn handle(
+        &self,
+        request: Request<Incoming>,
+        remote: SocketAddr,
+    ) -> Response<GatewayBody> {
+        let started = Instant::now();
+        let request_id = request_id(&request);
+        let mut completion = Completion {
+            started,
+            request_id: request_id.to_str().unwrap_or("-").to_owned(),
+            method: request.method().clone(),
+            path: request.uri().path().to_owned(),
+            api: None,
+            environment: None,
+            status: 0,
+            decision: "",
+            upstream_ms: None,
+            log: self.settings.access_log,
+            permit: None,
+            finished: false,
+        };
+        // Held across the upstream await: an owned Arc, not a borrow guard.
+        let snapshot = self.snapshot.load_full();
+        let (api, rest) = match snapshot.routes.find(request.uri().path()) {
+            Ok(Some(matched)) => (Arc::clone(matched.target), matched.rest),
+            Ok(None) => return self.fault(Fault::NoRoute, completion, &request_id),
+            Err(_) => return self.fault(Fault::BadPath, completion, &request_id),
+        };
+        completion.api = Some(api.definition.route.clone());
+        let origin = request.headers().get(http::header::ORIGIN).cloned();
+
+        if cors::is_preflight(&request) {
+            completion.decision = "preflight";
+            let response = cors::preflight(api.definition.cors.as_ref(), &request);
+            return finish(response, completion, &request_id);
+        }
+        let caller = match auth::authenticate(
+            &api,
+            request.headers(),
+            &snapshot,
+            &self.pepper,
+            self.clock.now_ms(),
+        ) {
+            Ok(caller) => caller,
+            Err(fault) => {
+                return self.api_fault(fault, completion, &request_id, &api, origin.as_ref());
+            }
+        };
+        let env = &api.environments[caller.environment.index()];
+        completion.environment = Some(env.environment.as_str());
+        let Some(target) = env.endpoint.as_ref() else {
+            let fault = Fault::EnvironmentNotConfigured(env.environment.as_str());
+            return self.api_fault(fault, completion, &request_id, &api, origin.as_ref());
+        };
+
+        let admission_started = Instant::now();
+        let outcome = admit(
+            &api,
+            env,
+            self.clock.now_ms(),
+            self.settings.default_reject_status,
+        );
+        let admission_seconds = admission_started.elapsed().as_secs_f64();
+        let (admission, permit) = match outcome {
+            AdmissionOutcome::Admitted { admission, permit } => {
+                self.latencies
+                    .admission(env.environment, Outcome::Ok, admission_seconds);
+                completion.decision = "admitted";
+                (admission, permit)
+            }
+            AdmissionOutcome::ShadowRefused { permit } => {
+                self.latencies
+                    .admission(env.environment, Outcome::Other, admission_seconds);
+                completion.decision = "shadow_refused";
+                (None, permit)
+            }
+            AdmissionOutcome::Refused(throttled) => {
+                self.latencies
+                    .admission(env.environment, Outcome::Refused, admission_seconds);
+                completion.decision = "refused";
+                let mut response = throttled.response();
+                cors::decorate(api.definition.cors.as_ref(), origin.as_ref(), &mut response);
+                return finish(response, completion, &request_id);
+            }
+        };
+        if let Some(permit) = permit {
+            env.telemetry.in_flight.increment(1.0);
+            completion.permit = Some((permit, env.telemetry.in_flight.clone()));
+        }
+
+        let (parts, body) = request.into_parts();
+        let mut upstream_request = Request::from_parts(parts, Either::Left(body));
+        let stamp = admission
+            .filter(|_| self.settings.admission_header)
+            .and_then(|a| {
+                HeaderValue::from_str(&format!(
+                    "window={}; unit={}; environment={}",
+                    a.window_index, a.unit, env.environment
+                ))
+                .ok()
+            });
+        let prepared = forward::prepare(
+            &mut upstream_request,
+            forward::ForwardContext {
+                target,
+                rest: &rest,
+                key_header: caller.key_header.as_ref(),
+                remote,
+                proto: "http",
+                request_id: &request_id,
+                admission_stamp: stamp,
+            },
+        );
+        if prepared.is_err() {
+            if let Some(admission) = &admission {
+                env.cell.refund(admission);
+                env.telemetry.refunded.increment(1);
+            }
+            return self.api_fault(
+                Fault::BadPath,
+                completion,
+                &request_id,
+                &api,
+                origin.as_ref(),
+            );
+        }
+
+        let upstream_started = Instant::now();
+        let result = self.upstream.send(upstream_request).await;
+        let upstream_seconds = upstream_started.elapsed().as_secs_f64();
+        completion.upstream_ms = Some(upstream_seconds * 1_000.0);
+        match result {
+            Ok(response) => {
+                env.telemetry.forwarded.increment(1);
+                self.latencies
+                    .upstream(env.environment, Outcome::Ok, upstream_seconds);
+                let (mut parts, body) = response.into_parts();
+                forward::strip_hop_by_hop(&mut parts.headers);
+                cors::decorate_headers(
+                    api.definition.cors.as_ref(),
+                    origin.as_ref(),
+                    &mut parts.headers,
+                );
+                completion.status = parts.status.as_u16();
+                parts.headers.insert("x-request-id", request_id);
+                Response::from_parts(parts, Either::Left(TrackedBody::new(body, completion)))
+            }
+            Err(error) => {
+                let fault = match error {
+                    UpstreamError::NotSent => {
+                        if let Some(admission) = &admission {
+                            env.cell.refund(admission);
+                            env.telemetry.refunded.increment(1);
+                        }
+                        Fault::BackendUnreachable
+                    }
+                    UpstreamError::Failed => {
+                        env.telemetry.forwarded.increment(1);
+                        Fault::BackendFailed
+                    }
+                    UpstreamError::Timeout => {
+                        env.telemetry.forwarded.increment(1);
+                        Fault::BackendTimeout
+                    }
+                };
+                let outcome = if error == UpstreamError::Timeout {
+                    Outcome::Other
+                } else {
+                    Outcome::Refused
+                };
+                self.latencies
+                    .upstream(env.environment, outcome, upstream_seconds);
+                self.api_fault(fault, completion, &request_id, &api, origin.as_ref())
+            }
+        }
+    }
+
+    fn fault(
+        &self,
+        fault: Fault,
+        mut completion: Completion,
+        request_id: &HeaderValue,
+    ) -> Response<GatewayBody> {
+        telemetry::gateway_rejected(fault.as_str());
+        completion.decision = fault.as_str();
+        let response = fault.response();
+        finish(response, completion, request_id)
+    }
+
+    fn api_fault(
+        &self,
+        fault: Fault,
+        mut completion: Completion,
+        request_id: &HeaderValue,
+        api: &ApiRuntime,
+        origin: Option<&HeaderValue>,
+    ) -> Response<GatewayBody> {
+        if completion.decision.is_empty() {
+            telemetry::gateway_rejected(fault.as_str());
+            completion.decision = fault.as_str();
+        }
+        let mut response = fault.response();
+        cors::decorate(api.definition.cors.as_ref(), origin, &mut response);
+        finish(response, completion, request_id)
+    }
+}
+
+/// Complete a response the gateway wrote itself.
+fn finish(
+    response: Response<Full<Bytes>>,
+    mut completion: Completion,
+    request_id: &HeaderValue,
+) -> Response<GatewayBody> {
+    let (mut parts, body) = response.into_parts();
+    completion.status = parts.status.as_u16();
+    completion.finished = true;
+    parts.headers.insert("x-request-id", request_id.clone());
+    drop(completion);
+    Response::from_parts(parts, Either::Right(body))
+}
+
+/// The client's `X-Request-ID` when it is sane, else a new UUID.
+fn request_id<B>(request: &Request<B>) -> HeaderValue {
+    request
+        .headers()
+        .get("x-request-id")
+        .filter(|value| !value.is_empty() && value.len() <= 200)
+        .cloned()
+        .unwrap_or_else(|| {
+            HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+                .unwrap_or(HeaderValue::from_static("-"))
+        })
+}

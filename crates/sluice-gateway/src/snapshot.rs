@@ -1,0 +1,172 @@
+//! The immutable routing snapshot the data plane reads: routes, keys and
+//! subscriptions, with each (API, environment)'s counter cell and metric
+//! handles resolved in advance.
+//!
+//! A snapshot is rebuilt whole from the definitions after every change and
+//! swapped in atomically (`ArcSwap`); the request path never locks or touches
+//! the store.
+
+use crate::route::RouteTable;
+use crate::telemetry::EnvTelemetry;
+use http::uri::{Authority, Scheme};
+use http::{HeaderName, HeaderValue};
+use sluice_core::api_key::KeyDigest;
+use sluice_core::{ApiDefinition, EndpointCredential, Environment, KeyType};
+use sluice_limits::{CounterCell, InFlight, LocalCounters};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// What a snapshot is built from.
+#[derive(Debug, Default, Clone)]
+pub struct SnapshotInput {
+    /// Published APIs, validated.
+    pub apis: Vec<ApiDefinition>,
+    /// API keys.
+    pub keys: Vec<KeyEntry>,
+    /// Subscriptions as (application id, API id).
+    pub subscriptions: Vec<(String, String)>,
+}
+
+/// An API key as the gateway checks it.
+#[derive(Debug, Clone)]
+pub struct KeyEntry {
+    /// Public key id.
+    pub key_id: String,
+    /// Owning application.
+    pub application_id: String,
+    /// PRODUCTION or SANDBOX.
+    pub key_type: KeyType,
+    /// HMAC digest of the whole key.
+    pub digest: KeyDigest,
+    /// Epoch milliseconds after which the key is refused; `None` never.
+    pub expires_at_ms: Option<u64>,
+    /// Revoked keys are refused.
+    pub revoked: bool,
+}
+
+/// The snapshot.
+#[derive(Default)]
+pub(crate) struct RoutingSnapshot {
+    pub(crate) routes: RouteTable<ApiRuntime>,
+    pub(crate) keys: HashMap<String, KeyEntry>,
+}
+
+/// An API ready to serve.
+pub(crate) struct ApiRuntime {
+    pub(crate) definition: ApiDefinition,
+    pub(crate) environments: [EnvRuntime; 2],
+    /// Applications subscribed to this API.
+    pub(crate) subscribers: HashSet<String>,
+    /// The header the API's Sluice key is read from.
+    pub(crate) key_header: HeaderName,
+}
+
+/// One environment of an API.
+pub(crate) struct EnvRuntime {
+    pub(crate) environment: Environment,
+    pub(crate) cell: Arc<CounterCell>,
+    pub(crate) in_flight: Arc<InFlight>,
+    pub(crate) endpoint: Option<EndpointTarget>,
+    pub(crate) telemetry: EnvTelemetry,
+}
+
+/// A backend endpoint, pre-parsed for building upstream requests.
+pub(crate) struct EndpointTarget {
+    pub(crate) scheme: Scheme,
+    pub(crate) authority: Authority,
+    pub(crate) host: HeaderValue,
+    /// Path of the endpoint URL without a trailing `/` (`""` for the root).
+    pub(crate) base_path: String,
+    pub(crate) query: Option<String>,
+    pub(crate) credential: Option<(HeaderName, HeaderValue)>,
+}
+
+impl RoutingSnapshot {
+    pub(crate) fn build(input: SnapshotInput, counters: &LocalCounters) -> Self {
+        let mut subscribers: HashMap<&str, HashSet<String>> = HashMap::new();
+        for (application, api) in &input.subscriptions {
+            subscribers
+                .entry(api.as_str())
+                .or_default()
+                .insert(application.clone());
+        }
+        let mut routes = RouteTable::default();
+        for definition in &input.apis {
+            let environments = Environment::ALL.map(|environment| {
+                let (cell, in_flight) = counters.get(&definition.id, environment);
+                EnvRuntime {
+                    environment,
+                    cell,
+                    in_flight,
+                    endpoint: definition
+                        .endpoint(environment)
+                        .and_then(EndpointTarget::new),
+                    telemetry: EnvTelemetry::new(&definition.route, &definition.id, environment),
+                }
+            });
+            let runtime = ApiRuntime {
+                subscribers: subscribers
+                    .remove(definition.id.as_str())
+                    .unwrap_or_default(),
+                key_header: HeaderName::from_bytes(definition.security.api_key_header.as_bytes())
+                    .unwrap_or(HeaderName::from_static("apikey")),
+                definition: definition.clone(),
+                environments,
+            };
+            routes.insert(&definition.route, Arc::new(runtime));
+        }
+        let live: HashSet<&str> = input.apis.iter().map(|api| api.id.as_str()).collect();
+        counters.retain(|api_id| live.contains(api_id));
+        let keys = input
+            .keys
+            .into_iter()
+            .filter(|key| !key.revoked)
+            .map(|key| (key.key_id.clone(), key))
+            .collect();
+        RoutingSnapshot { routes, keys }
+    }
+}
+
+impl EndpointTarget {
+    fn new(endpoint: &sluice_core::Endpoint) -> Option<Self> {
+        let url = &endpoint.url;
+        let scheme = if url.scheme() == "https" {
+            Scheme::HTTPS
+        } else {
+            Scheme::HTTP
+        };
+        let host = url.host_str()?;
+        let authority = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        };
+        let credential = endpoint.credential.as_ref().and_then(credential_header);
+        Some(Self {
+            scheme,
+            authority: authority.parse().ok()?,
+            host: HeaderValue::from_str(&authority).ok()?,
+            base_path: url.path().trim_end_matches('/').to_owned(),
+            query: url.query().map(str::to_owned),
+            credential,
+        })
+    }
+}
+
+fn credential_header(credential: &EndpointCredential) -> Option<(HeaderName, HeaderValue)> {
+    use base64::Engine;
+    let (name, value) = match credential {
+        EndpointCredential::Header { name, value } => {
+            (HeaderName::from_bytes(name.as_bytes()).ok()?, value.clone())
+        }
+        EndpointCredential::Basic { username, password } => (
+            http::header::AUTHORIZATION,
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
+            ),
+        ),
+    };
+    let mut value = HeaderValue::from_str(&value).ok()?;
+    value.set_sensitive(true);
+    Some((name, value))
+}

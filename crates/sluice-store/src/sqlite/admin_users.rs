@@ -1,0 +1,68 @@
+//! The `admin_users` table: Publisher logins and their password hashes.
+
+use super::errors::db_error;
+use crate::{AdminUser, StoreError};
+use rusqlite::{Connection, OptionalExtension, params};
+
+pub(super) fn get(
+    connection: &Connection,
+    username: &str,
+) -> Result<Option<AdminUser>, StoreError> {
+    connection
+        .query_row(
+            "SELECT username, password_hash FROM admin_users WHERE username = ?1",
+            [username],
+            |row| {
+                Ok(AdminUser {
+                    username: row.get(0)?,
+                    password_hash: row.get(1)?,
+                })
+            },
+        )
+        .optional()
+        .map_err(db_error)
+}
+
+/// Inserts the user, or replaces the password hash of an existing one.
+pub(super) fn put(connection: &Connection, user: &AdminUser) -> Result<(), StoreError> {
+    connection
+        .execute(
+            "INSERT INTO admin_users (username, password_hash) VALUES (?1, ?2)
+             ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash",
+            params![user.username, user.password_hash],
+        )
+        .map_err(db_error)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::SqliteStore;
+    use super::super::fixtures::admin;
+    use crate::DefinitionStore;
+
+    #[test]
+    fn an_unknown_admin_user_is_none() {
+        let store = SqliteStore::open_in_memory().unwrap();
+
+        assert_eq!(store.get_admin_user("admin").unwrap(), None);
+    }
+
+    #[test]
+    fn putting_an_existing_admin_user_replaces_its_password_hash() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        store.put_admin_user(&admin("admin", "old")).unwrap();
+        store.put_admin_user(&admin("other", "theirs")).unwrap();
+
+        store.put_admin_user(&admin("admin", "new")).unwrap();
+
+        assert_eq!(
+            store.get_admin_user("admin").unwrap(),
+            Some(admin("admin", "new"))
+        );
+        assert_eq!(
+            store.get_admin_user("other").unwrap(),
+            Some(admin("other", "theirs"))
+        );
+    }
+}
