@@ -43,10 +43,10 @@ impl Drop for Completion {
             request_id = %self.request_id,
             method = %self.method,
             path = %self.path,
-            api = self.api.as_deref().unwrap_or("-"),
-            environment = self.environment.unwrap_or("-"),
+            api = %self.api.as_deref().unwrap_or("-"),
+            environment = %self.environment.unwrap_or("-"),
             status = self.status,
-            decision = self.decision,
+            decision = %self.decision,
             upstream_ms = self.upstream_ms,
             duration_ms,
             completed = self.finished,
@@ -65,11 +65,18 @@ pin_project_lite::pin_project! {
 }
 
 impl<B> TrackedBody<B> {
-    pub(crate) fn new(inner: B, completion: Completion) -> Self {
-        Self {
-            inner,
-            completion: Some(completion),
-        }
+    pub(crate) fn new(inner: B, mut completion: Completion) -> Self
+    where
+        B: Body,
+    {
+        // hyper never polls a body that is already at its end (no content).
+        let completion = if inner.is_end_stream() {
+            completion.finished = true;
+            None
+        } else {
+            Some(completion)
+        };
+        Self { inner, completion }
     }
 }
 
@@ -84,11 +91,16 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
-        if let Poll::Ready(None) = polled
-            && let Some(mut completion) = this.completion.take()
-        {
+        let mut this = self.project();
+        let polled = this.inner.as_mut().poll_frame(cx);
+        // hyper stops polling once `is_end_stream` says so, often right after
+        // the last data frame: complete there, not only on `None`.
+        let ended = match &polled {
+            Poll::Ready(None) => true,
+            Poll::Ready(Some(Ok(_))) => this.inner.is_end_stream(),
+            _ => false,
+        };
+        if ended && let Some(mut completion) = this.completion.take() {
             completion.finished = true;
         }
         polled
@@ -100,5 +112,65 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, Full};
+    use sluice_limits::InFlight;
+    use std::sync::Arc;
+
+    fn completion(in_flight: &Arc<InFlight>) -> Completion {
+        Completion {
+            started: Instant::now(),
+            request_id: "r".into(),
+            method: http::Method::GET,
+            path: "/a/v1".into(),
+            api: None,
+            environment: None,
+            status: 200,
+            decision: "admitted",
+            upstream_ms: None,
+            log: false,
+            permit: Some((in_flight.try_acquire(None).unwrap(), metrics::Gauge::noop())),
+            finished: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn completes_after_the_last_frame_while_the_body_is_still_alive() {
+        let in_flight = Arc::new(InFlight::default());
+        let mut body = TrackedBody::new(
+            Full::new(Bytes::from_static(b"abc")),
+            completion(&in_flight),
+        );
+        assert_eq!(in_flight.current(), 1);
+        let frame = body.frame().await.unwrap().unwrap();
+        assert_eq!(frame.into_data().unwrap(), "abc");
+        assert_eq!(
+            in_flight.current(),
+            0,
+            "the slot is freed at the end of the stream"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_empty_body_completes_at_once() {
+        let in_flight = Arc::new(InFlight::default());
+        let _body = TrackedBody::new(Full::new(Bytes::new()), completion(&in_flight));
+        assert_eq!(in_flight.current(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_body_frees_its_slot() {
+        let in_flight = Arc::new(InFlight::default());
+        let body = TrackedBody::new(
+            Full::new(Bytes::from_static(b"abc")),
+            completion(&in_flight),
+        );
+        drop(body);
+        assert_eq!(in_flight.current(), 0);
     }
 }

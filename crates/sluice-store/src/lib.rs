@@ -27,7 +27,7 @@ pub trait DefinitionStore: Send + Sync + 'static {
     /// A number that grows with every successful write.
     fn revision(&self) -> Result<u64, StoreError>;
 
-    /// All APIs, ordered by creation time then id.
+    /// All APIs, ordered by creation (insertion) order.
     fn list_apis(&self) -> Result<Vec<StoredApi>, StoreError>;
     /// One API.
     fn get_api(&self, id: &str) -> Result<Option<StoredApi>, StoreError>;
@@ -41,7 +41,7 @@ pub trait DefinitionStore: Send + Sync + 'static {
     /// Delete an API and its subscriptions. [`StoreError::NotFound`] when absent.
     fn delete_api(&self, id: &str) -> Result<(), StoreError>;
 
-    /// All applications, ordered by creation time then id.
+    /// All applications, ordered by creation (insertion) order.
     fn list_applications(&self) -> Result<Vec<Application>, StoreError>;
     /// One application.
     fn get_application(&self, id: &str) -> Result<Option<Application>, StoreError>;
@@ -51,7 +51,7 @@ pub trait DefinitionStore: Send + Sync + 'static {
     /// Delete an application with its subscriptions and keys.
     fn delete_application(&self, id: &str) -> Result<(), StoreError>;
 
-    /// All subscriptions, ordered by creation time then id.
+    /// All subscriptions, ordered by creation (insertion) order.
     fn list_subscriptions(&self) -> Result<Vec<Subscription>, StoreError>;
     /// One subscription.
     fn get_subscription(&self, id: &str) -> Result<Option<Subscription>, StoreError>;

@@ -12,7 +12,7 @@ pub(super) fn list(connection: &Connection) -> Result<Vec<ApiKeyRecord>, StoreEr
     connection
         .prepare_cached(
             "SELECT key_id, application_id, key_type, digest, created_at, expires_at, revoked
-             FROM api_keys ORDER BY created_at, key_id",
+             FROM api_keys ORDER BY created_at, rowid",
         )
         .and_then(|mut statement| statement.query_map([], from_row)?.collect())
         .map_err(db_error)

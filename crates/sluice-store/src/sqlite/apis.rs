@@ -10,7 +10,7 @@ pub(super) fn list(connection: &Connection) -> Result<Vec<StoredApi>, StoreError
     connection
         .prepare_cached(
             "SELECT id, context, version, definition, created_at, updated_at
-             FROM apis ORDER BY created_at, id",
+             FROM apis ORDER BY created_at, rowid",
         )
         .and_then(|mut statement| statement.query_map([], from_row)?.collect())
         .map_err(db_error)
@@ -280,7 +280,7 @@ mod tests {
     }
 
     #[test]
-    fn apis_are_listed_by_creation_time_then_id() {
+    fn apis_are_listed_by_creation_time_then_insertion_order() {
         let store = store();
         let mut late = api("a-late", "/late", "1");
         late.created_at = CREATED_AT + 1;
@@ -297,7 +297,7 @@ mod tests {
             .map(|a| a.id)
             .collect();
 
-        assert_eq!(ids, ["a", "b", "a-late"]);
+        assert_eq!(ids, ["b", "a", "a-late"]);
     }
 
     #[test]

@@ -10,7 +10,7 @@ pub(super) fn list(connection: &Connection) -> Result<Vec<Application>, StoreErr
     connection
         .prepare_cached(
             "SELECT id, name, definition, created_at
-             FROM applications ORDER BY created_at, id",
+             FROM applications ORDER BY created_at, rowid",
         )
         .and_then(|mut statement| statement.query_map([], from_row)?.collect())
         .map_err(db_error)

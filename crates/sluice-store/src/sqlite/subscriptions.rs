@@ -10,7 +10,7 @@ pub(super) fn list(connection: &Connection) -> Result<Vec<Subscription>, StoreEr
     connection
         .prepare_cached(
             "SELECT id, api_id, application_id, throttling_policy, created_at
-             FROM subscriptions ORDER BY created_at, id",
+             FROM subscriptions ORDER BY created_at, rowid",
         )
         .and_then(|mut statement| statement.query_map([], from_row)?.collect())
         .map_err(db_error)

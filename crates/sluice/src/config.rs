@@ -1,0 +1,377 @@
+//! The configuration file (`sluice serve --config FILE`), DESIGN section 3.
+//!
+//! TOML is read into raw sections in which every key is optional and unknown
+//! keys are refused, then turned into a validated [`Config`] in one step; a
+//! bad value stops the start with a message naming the key.
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use sluice_core::RejectStatus;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Gateway listener address.
+    pub gateway_listen: SocketAddr,
+    /// Admin listener address.
+    pub admin_listen: SocketAddr,
+    /// Where definitions are stored.
+    pub store: StoreLocation,
+    /// Status of a throttled answer when an API does not choose (503 or 429).
+    pub reject_status: RejectStatus,
+    /// Upstream connect timeout.
+    pub connect_timeout: Duration,
+    /// Upstream time to response headers.
+    pub first_byte_timeout: Duration,
+    /// Upstream idle pooled connection lifetime.
+    pub pool_idle_timeout: Duration,
+    /// Client time to send request headers.
+    pub header_read_timeout: Duration,
+    /// Shutdown drain bound.
+    pub drain_timeout: Duration,
+    /// Stamp forwarded requests with `X-Sluice-Admission`.
+    pub admission_header: bool,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log level filter (`info`, `sluice=debug`, ...).
+    pub log_level: String,
+    /// One access log line per request.
+    pub access_log: bool,
+}
+
+/// Where definitions live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// An SQLite file.
+    Sqlite(PathBuf),
+}
+
+impl StoreLocation {
+    /// The directory Sluice keeps its files in (next to the database).
+    pub fn data_dir(&self) -> PathBuf {
+        match self {
+            StoreLocation::Sqlite(path) => path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    gateway: RawGateway,
+    #[serde(default)]
+    admin: RawAdmin,
+    #[serde(default)]
+    store: RawStore,
+    #[serde(default)]
+    counters: RawCounters,
+    #[serde(default)]
+    log: RawLog,
+}
+
+/// `[gateway]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawGateway {
+    /// Listen address. Default `127.0.0.1:8280`.
+    listen: SocketAddr,
+    /// Status for throttled requests when the API does not set one: 503 or 429.
+    reject_status: u16,
+    /// Upstream TCP connect timeout. Default `5s`.
+    #[serde(with = "humantime_serde")]
+    connect_timeout: Duration,
+    /// Upstream time from request to response headers. Default `60s`.
+    #[serde(with = "humantime_serde")]
+    first_byte_timeout: Duration,
+    /// Idle upstream connections are closed after this. Default `90s`.
+    #[serde(with = "humantime_serde")]
+    pool_idle_timeout: Duration,
+    /// Time a client has to send its request headers. Default `10s`.
+    #[serde(with = "humantime_serde")]
+    header_read_timeout: Duration,
+    /// Time in-flight requests get on shutdown. Default `30s`.
+    #[serde(with = "humantime_serde")]
+    drain_timeout: Duration,
+    /// Add `X-Sluice-Admission` to forwarded requests. Default `false`.
+    admission_header: bool,
+}
+
+impl Default for RawGateway {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8280)),
+            reject_status: 503,
+            connect_timeout: Duration::from_secs(5),
+            first_byte_timeout: Duration::from_secs(60),
+            pool_idle_timeout: Duration::from_secs(90),
+            header_read_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(30),
+            admission_header: false,
+        }
+    }
+}
+
+/// `[admin]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawAdmin {
+    /// Listen address. Default `127.0.0.1:9443`.
+    listen: SocketAddr,
+}
+
+impl Default for RawAdmin {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9443)),
+        }
+    }
+}
+
+/// `[store]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawStore {
+    /// `sqlite://PATH` (relative) or `sqlite:///ABSOLUTE/PATH`.
+    url: String,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://sluice-data/sluice.db".into(),
+        }
+    }
+}
+
+/// `[counters]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawCounters {
+    /// `local` (the only backend of this version).
+    backend: String,
+    /// Redis settings, read when `backend = "redis"`.
+    redis: Option<RawRedis>,
+}
+
+impl Default for RawCounters {
+    fn default() -> Self {
+        Self {
+            backend: "local".into(),
+            redis: None,
+        }
+    }
+}
+
+/// `[counters.redis]`, accepted so that a cluster config file is checked,
+/// refused at start until Redis counters are available.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct RawRedis {
+    url: Option<String>,
+    urls: Option<Vec<String>>,
+    strategy: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    timeout: Option<Duration>,
+    on_failure: Option<String>,
+    min_nodes: Option<u32>,
+    key_prefix: Option<String>,
+}
+
+/// `[log]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLog {
+    /// `text` or `json`.
+    format: LogFormat,
+    /// Level filter, `info` by default.
+    level: String,
+    /// One access log line per request. Default `true`.
+    access_log: bool,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+            access_log: true,
+        }
+    }
+}
+
+impl Config {
+    /// The embedded defaults (no config file).
+    pub fn defaults() -> Self {
+        Self::from_raw(RawConfig::default()).expect("the defaults are valid")
+    }
+
+    /// Read and validate a config file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+
+    /// Validate config text.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Self::from_raw(raw)
+    }
+
+    fn from_raw(raw: RawConfig) -> anyhow::Result<Self> {
+        let reject_status = RejectStatus::from_code(u64::from(raw.gateway.reject_status))
+            .ok_or_else(|| anyhow::anyhow!("gateway.reject_status: must be 503 or 429"))?;
+        match raw.counters.backend.as_str() {
+            "local" => {}
+            "redis" => bail!(
+                "counters.backend: \"redis\" is not available in this version of Sluice; use \"local\""
+            ),
+            other => bail!(
+                "counters.backend: unknown backend {other:?}; expected \"local\" or \"redis\""
+            ),
+        }
+        let _ = raw.counters.redis;
+        if raw.gateway.listen == raw.admin.listen && raw.gateway.listen.port() != 0 {
+            bail!("admin.listen: must differ from gateway.listen");
+        }
+        for (key, value) in [
+            ("gateway.connect_timeout", raw.gateway.connect_timeout),
+            ("gateway.first_byte_timeout", raw.gateway.first_byte_timeout),
+            (
+                "gateway.header_read_timeout",
+                raw.gateway.header_read_timeout,
+            ),
+        ] {
+            if value.is_zero() {
+                bail!("{key}: must be more than 0");
+            }
+        }
+        tracing_subscriber::EnvFilter::try_new(&raw.log.level)
+            .map_err(|e| anyhow::anyhow!("log.level: {e}"))?;
+        Ok(Self {
+            gateway_listen: raw.gateway.listen,
+            admin_listen: raw.admin.listen,
+            store: parse_store_url(&raw.store.url)?,
+            reject_status,
+            connect_timeout: raw.gateway.connect_timeout,
+            first_byte_timeout: raw.gateway.first_byte_timeout,
+            pool_idle_timeout: raw.gateway.pool_idle_timeout,
+            header_read_timeout: raw.gateway.header_read_timeout,
+            drain_timeout: raw.gateway.drain_timeout,
+            admission_header: raw.gateway.admission_header,
+            log_format: raw.log.format,
+            log_level: raw.log.level,
+            access_log: raw.log.access_log,
+        })
+    }
+}
+
+fn parse_store_url(url: &str) -> anyhow::Result<StoreLocation> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            bail!("store.url: the sqlite URL needs a path, e.g. sqlite://sluice-data/sluice.db");
+        }
+        return Ok(StoreLocation::Sqlite(PathBuf::from(path)));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        bail!(
+            "store.url: PostgreSQL is not available in this version of Sluice; use sqlite://PATH"
+        );
+    }
+    bail!("store.url: unsupported URL {url:?}; expected sqlite://PATH")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_the_defaults() {
+        let config = Config::parse("").unwrap();
+        assert_eq!(config.gateway_listen, "127.0.0.1:8280".parse().unwrap());
+        assert_eq!(config.admin_listen, "127.0.0.1:9443".parse().unwrap());
+        assert_eq!(
+            config.store,
+            StoreLocation::Sqlite(PathBuf::from("sluice-data/sluice.db"))
+        );
+        assert_eq!(config.store.data_dir(), PathBuf::from("sluice-data"));
+        assert_eq!(config.reject_status, RejectStatus::ServiceUnavailable);
+    }
+
+    #[test]
+    fn reads_every_section() {
+        let config = Config::parse(
+            r#"
+            [gateway]
+            listen = "127.0.0.1:18280"
+            reject_status = 429
+            first_byte_timeout = "2s"
+            [admin]
+            listen = "127.0.0.1:19443"
+            [store]
+            url = "sqlite:///var/lib/sluice/defs.db"
+            [counters]
+            backend = "local"
+            [log]
+            format = "json"
+            access_log = false
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.reject_status, RejectStatus::TooManyRequests);
+        assert_eq!(config.first_byte_timeout, Duration::from_secs(2));
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert!(!config.access_log);
+        assert_eq!(config.store.data_dir(), PathBuf::from("/var/lib/sluice"));
+    }
+
+    #[test]
+    fn unknown_key_is_refused_by_name() {
+        let error = Config::parse("[gateway]\nlisten_addr = \"127.0.0.1:1\"\n").unwrap_err();
+        assert!(error.to_string().contains("listen_addr"), "{error}");
+        let error = Config::parse("[gatway]\n").unwrap_err();
+        assert!(error.to_string().contains("gatway"), "{error}");
+    }
+
+    #[test]
+    fn bad_values_are_refused_naming_the_key() {
+        let status = Config::parse("[gateway]\nreject_status = 500\n").unwrap_err();
+        assert!(
+            status.to_string().contains("gateway.reject_status"),
+            "{status}"
+        );
+        let listen = Config::parse("[gateway]\nlisten = \"nowhere\"\n").unwrap_err();
+        assert!(listen.to_string().contains("listen"), "{listen}");
+        let store = Config::parse("[store]\nurl = \"mysql://x\"\n").unwrap_err();
+        assert!(store.to_string().contains("store.url"), "{store}");
+        let format = Config::parse("[log]\nformat = \"xml\"\n").unwrap_err();
+        assert!(format.to_string().contains("format"), "{format}");
+    }
+
+    #[test]
+    fn redis_counters_are_refused_until_available() {
+        let error = Config::parse(
+            "[counters]\nbackend = \"redis\"\n[counters.redis]\nurl = \"redis://127.0.0.1:6379\"\n",
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("counters.backend"), "{error}");
+    }
+}

@@ -1,0 +1,120 @@
+//! The `sluice` command: `serve` runs the gateway and admin listeners,
+//! `mock-backend` a fast fake backend, `check-config` validates a config file.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use sluice::app::{StartOptions, start};
+use sluice::config::Config;
+use sluice::mock_backend::{MockBackend, MockOptions};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Sluice: an API gateway that protects backends with a Maximum Backend Throughput.
+#[derive(Parser)]
+#[command(name = "sluice", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway and the admin listener.
+    Serve {
+        /// TOML configuration file; embedded defaults without one.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Run a fast fake backend that echoes requests as JSON.
+    MockBackend {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: SocketAddr,
+        /// Delay before each answer, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+    },
+    /// Validate a configuration file and exit.
+    CheckConfig {
+        /// The file to check.
+        config: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { config } => {
+            Config::load(&config)?;
+            println!("{}: ok", config.display());
+            Ok(())
+        }
+        Command::Serve { config } => {
+            let config = match config {
+                Some(path) => Config::load(&path)?,
+                None => Config::defaults(),
+            };
+            sluice::logging::init(config.log_format, &config.log_level);
+            runtime()?.block_on(serve(config))
+        }
+        Command::MockBackend { listen, latency_ms } => {
+            sluice::logging::init(sluice::config::LogFormat::Text, "info");
+            runtime()?.block_on(async move {
+                let mock = MockBackend::start(
+                    listen,
+                    MockOptions {
+                        latency: std::time::Duration::from_millis(latency_ms),
+                    },
+                )
+                .await?;
+                tracing::info!(addr = %mock.addr(), "mock backend listening");
+                shutdown_signal().await;
+                Ok(())
+            })
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let options = StartOptions {
+        admin_password: std::env::var("SLUICE_ADMIN_PASSWORD").ok(),
+        key_pepper: std::env::var("SLUICE_KEY_PEPPER").ok(),
+        ..StartOptions::default()
+    };
+    let running = start(&config, options).await?;
+    if let Some(path) = &running.initial_password_file {
+        println!(
+            "The first admin password for user 'admin' was written to {}",
+            path.display()
+        );
+    }
+    println!(
+        "Sluice gateway on http://{}, admin API on http://{}",
+        running.gateway_addr, running.admin_addr
+    );
+    shutdown_signal().await;
+    tracing::info!("shutting down: draining in-flight requests");
+    running.shutdown().await
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}
