@@ -108,6 +108,26 @@ impl CounterCell {
         }
     }
 
+    /// Settle an admission with what it really cost, at completion.
+    ///
+    /// While the admission's window is still the current one, the difference
+    /// between `actual` and what was counted is released or charged there.
+    /// Once it has closed nothing is released, and any overrun is charged to
+    /// the current window. With nothing counted at admission (optimistic
+    /// tokens), this debits `actual` to the current window.
+    pub fn settle(&self, admission: &Admission, actual: Cost, unit: TimeUnit, now_ms: u64) {
+        let mut state = self.state.lock();
+        state.roll(unit, now_ms);
+        let same_window = state.unit == admission.unit && state.index == admission.window_index;
+        for ((used, counted), real) in state.used.iter_mut().zip(admission.cost.0).zip(actual.0) {
+            *used = if same_window {
+                used.saturating_sub(counted).saturating_add(real)
+            } else {
+                used.saturating_add(real.saturating_sub(counted))
+            };
+        }
+    }
+
     /// The current window's counts as of `now_ms` for `unit`.
     pub fn usage(&self, unit: TimeUnit, now_ms: u64) -> WindowUsage {
         let mut state = self.state.lock();
@@ -243,6 +263,70 @@ mod tests {
             [1, 0, 0, 80],
             "nothing of the refused cost was counted"
         );
+    }
+
+    fn token_limit(total: u64) -> EnvironmentLimit {
+        let mut limit = EnvironmentLimit {
+            unit: TimeUnit::Minute,
+            ..Default::default()
+        };
+        limit.caps[Dimension::TotalTokens.index()] = Some(total);
+        limit
+    }
+
+    fn admit_ok(cell: &CounterCell, limit: &EnvironmentLimit, cost: Cost, now: u64) -> Admission {
+        match cell.admit(limit, cost, now) {
+            Decision::Admitted(admission) => admission,
+            Decision::Refused(refusal) => panic!("refused: {refusal:?}"),
+        }
+    }
+
+    #[test]
+    fn settling_in_the_same_window_releases_the_unused_reservation() {
+        let cell = CounterCell::new();
+        let limit = token_limit(1_000);
+        let admission = admit_ok(&cell, &limit, Cost([1, 100, 500, 600]), 0);
+        cell.settle(&admission, Cost([1, 90, 10, 100]), TimeUnit::Minute, 5_000);
+        assert_eq!(cell.usage(TimeUnit::Minute, 5_000).used, [1, 90, 10, 100]);
+    }
+
+    #[test]
+    fn settling_in_the_same_window_charges_an_overrun() {
+        let cell = CounterCell::new();
+        let limit = token_limit(1_000);
+        let admission = admit_ok(&cell, &limit, Cost([1, 100, 0, 100]), 0);
+        cell.settle(&admission, Cost([1, 150, 20, 170]), TimeUnit::Minute, 1);
+        assert_eq!(cell.usage(TimeUnit::Minute, 1).used, [1, 150, 20, 170]);
+    }
+
+    #[test]
+    fn settling_after_the_window_closed_charges_only_the_overrun_to_the_current_one() {
+        let cell = CounterCell::new();
+        let limit = token_limit(1_000);
+        let admission = admit_ok(&cell, &limit, Cost([1, 100, 100, 200]), 0);
+        // Next minute: nothing is released, the overrun lands here.
+        cell.settle(
+            &admission,
+            Cost([1, 100, 130, 230]),
+            TimeUnit::Minute,
+            61_000,
+        );
+        assert_eq!(cell.usage(TimeUnit::Minute, 61_000).used, [0, 0, 30, 30]);
+    }
+
+    #[test]
+    fn optimistic_debit_lands_in_the_current_window_and_then_refuses() {
+        let cell = CounterCell::new();
+        let limit = token_limit(100);
+        let admission = admit_ok(&cell, &limit, Cost::ONE_REQUEST, 0);
+        // The response completes three windows later (unit MINUTE here).
+        cell.settle(
+            &admission,
+            Cost([1, 60, 60, 120]),
+            TimeUnit::Minute,
+            180_500,
+        );
+        assert!(!admitted(cell.admit(&limit, Cost::ONE_REQUEST, 180_600)));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod app;
 pub mod config;
 pub mod logging;
+pub mod mock_ai;
 pub mod mock_backend;
 mod reload;
 mod secrets;

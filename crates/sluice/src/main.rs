@@ -33,6 +33,15 @@ enum Command {
         /// Delay before each answer, in milliseconds.
         #[arg(long, default_value_t = 0)]
         latency_ms: u64,
+        /// Multiply the reported prompt tokens (an unfriendly tokenizer above 1).
+        #[arg(long, default_value_t = 1.0)]
+        prompt_factor: f64,
+        /// Completion tokens: `max` (the request's cap) or `random` (1 to the cap).
+        #[arg(long, default_value = "max", value_parser = ["max", "random"])]
+        completion: String,
+        /// Compress every AI answer with gzip, whatever the client asked.
+        #[arg(long)]
+        gzip: bool,
     },
     /// Validate a configuration file and exit.
     CheckConfig {
@@ -57,13 +66,24 @@ fn main() -> anyhow::Result<()> {
             sluice::logging::init(config.log_format, &config.log_level);
             runtime()?.block_on(serve(config))
         }
-        Command::MockBackend { listen, latency_ms } => {
+        Command::MockBackend {
+            listen,
+            latency_ms,
+            prompt_factor,
+            completion,
+            gzip,
+        } => {
             sluice::logging::init(sluice::config::LogFormat::Text, "info");
             runtime()?.block_on(async move {
                 let mock = MockBackend::start(
                     listen,
                     MockOptions {
                         latency: std::time::Duration::from_millis(latency_ms),
+                        ai: sluice::mock_ai::AiMockOptions {
+                            prompt_factor,
+                            random_completion: completion == "random",
+                            gzip,
+                        },
                     },
                 )
                 .await?;

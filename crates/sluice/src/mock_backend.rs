@@ -6,10 +6,13 @@
 //! counts what it receives, by `X-Sluice-Admission` stamp too, so a test or a
 //! benchmark can compare what Sluice forwarded with what arrived.
 //! `GET /__mock/stats` returns the counts (and is not counted itself).
+//! `POST` to a path ending in `/chat/completions`, `/responses` or
+//! `/messages` is answered by the AI mock ([`crate::mock_ai`]).
 
+use crate::mock_ai::{self, AiMockOptions, AiShape, ChunkedBody};
 use bytes::Bytes;
-use http::{Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full};
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -28,6 +31,8 @@ use tokio::net::TcpListener;
 pub struct MockOptions {
     /// Delay before each answer.
     pub latency: Duration,
+    /// How AI answers compute usage.
+    pub ai: AiMockOptions,
 }
 
 /// What the mock has received.
@@ -126,7 +131,7 @@ async fn answer(
     request: Request<Incoming>,
     stats: &MockStats,
     options: &MockOptions,
-) -> Response<Full<Bytes>> {
+) -> Response<ChunkedBody> {
     if request.uri().path() == "/__mock/stats" {
         return json_response(StatusCode::OK, &stats.to_json());
     }
@@ -140,11 +145,17 @@ async fn answer(
         tokio::time::sleep(options.latency).await;
     }
     let (parts, body) = request.into_parts();
-    let body_bytes = body
+    let body = body
         .collect()
         .await
-        .map(|b| b.to_bytes().len())
-        .unwrap_or(0);
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    if parts.method == Method::POST
+        && let Some(shape) = AiShape::for_path(parts.uri.path())
+    {
+        return mock_ai::answer(shape, &parts.headers, &body, options.ai);
+    }
+    let body_bytes = body.len();
     let headers: serde_json::Map<String, serde_json::Value> = parts
         .headers
         .iter()
@@ -167,8 +178,9 @@ async fn answer(
     )
 }
 
-fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(value.to_string())));
+fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<ChunkedBody> {
+    let body = Bytes::from(value.to_string());
+    let mut response = Response::new(ChunkedBody::new(std::iter::once(body)));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -1,0 +1,625 @@
+//! The end-to-end harness shared by the integration tests: a Sluice started
+//! in-process on `127.0.0.1:0` over a temporary data directory, driven only
+//! through its two public doors (the admin REST API and the gateway), plus
+//! the mock backend it forwards to.
+//!
+//! Helpers are named after the domain: publish an API, subscribe an
+//! application, get its keys, call the gateway, read a metric. Each test binary
+//! uses part of them.
+
+#![allow(dead_code)]
+
+use reqwest::header::HeaderMap;
+use reqwest::{Client, Method, RequestBuilder};
+use serde_json::{Value, json};
+use sluice::app::{Running, StartOptions, start};
+use sluice::config::{Config, StoreLocation};
+use sluice::mock_backend::{MockBackend, MockOptions};
+use sluice_limits::{Clock, FakeClock, SystemClock};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tempfile::TempDir;
+
+/// The first admin user's password in every test server.
+pub(crate) const ADMIN_PASSWORD: &str = "secret";
+/// The key pepper of every test server (fixed, so a restart reads the same keys).
+pub(crate) const KEY_PEPPER: &str = "pepper";
+/// Base path of the Publisher REST API.
+pub(crate) const PUBLISHER: &str = "/api/am/publisher/v4";
+/// Base path of the DevPortal REST API.
+pub(crate) const DEVPORTAL: &str = "/api/am/devportal/v3";
+/// A moment on a minute boundary (epoch ms) for fake-clock tests.
+pub(crate) const MINUTE_START_MS: u64 = 28_333_334 * 60_000;
+
+/// WSO2's answer to a request refused by the backend throughput limit.
+pub(crate) fn limit_reached_body() -> Value {
+    json!({"fault":{"code":900801,"message":"API Limit Reached","description":"API not accepting requests"}})
+}
+
+/// A configuration for a test server: both listeners on free ports, the store
+/// in `data_dir`, no access log, and the admission stamp on forwarded requests.
+pub(crate) fn test_config(data_dir: &Path) -> Config {
+    let mut config = Config::defaults();
+    config.gateway_listen = "127.0.0.1:0".parse().expect("valid address");
+    config.admin_listen = "127.0.0.1:0".parse().expect("valid address");
+    config.store = StoreLocation::Sqlite(data_dir.join("sluice.db"));
+    config.admission_header = true;
+    config.access_log = false;
+    config
+}
+
+/// `http://ADDR`, the URL of a listener.
+pub(crate) fn url_of(addr: SocketAddr) -> String {
+    format!("http://{addr}")
+}
+
+/// A mock backend answering at once.
+pub(crate) async fn start_mock() -> MockBackend {
+    start_mock_with_latency(Duration::ZERO).await
+}
+
+/// A mock backend that waits `latency` before each answer.
+pub(crate) async fn start_mock_with_latency(latency: Duration) -> MockBackend {
+    MockBackend::start(
+        "127.0.0.1:0".parse().expect("valid address"),
+        MockOptions {
+            latency,
+            ..MockOptions::default()
+        },
+    )
+    .await
+    .expect("the mock backend starts")
+}
+
+/// An address on which nothing listens: bound once, then released.
+pub(crate) fn dead_endpoint() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("bound address")
+}
+
+/// A running Sluice and clients for its admin API and gateway.
+pub(crate) struct Sluice {
+    pub(crate) gateway_addr: SocketAddr,
+    pub(crate) admin_addr: SocketAddr,
+    http: Client,
+    running: Option<Running>,
+    data_dir: Option<TempDir>,
+}
+
+static NEXT_NAME: AtomicUsize = AtomicUsize::new(0);
+
+/// A name no other application of this test process has.
+fn unique_name(prefix: &str) -> String {
+    format!("{prefix}-{}", NEXT_NAME.fetch_add(1, Ordering::SeqCst))
+}
+
+impl Sluice {
+    /// Sluice on the real clock with the test configuration.
+    pub(crate) async fn start() -> Self {
+        Self::start_configured(Arc::new(SystemClock::new()), |_| {}).await
+    }
+
+    /// Sluice whose limiter reads `clock`.
+    pub(crate) async fn start_on(clock: &FakeClock) -> Self {
+        Self::start_configured(Arc::new(clock.clone()), |_| {}).await
+    }
+
+    /// Sluice in its own temporary data directory, with the test
+    /// configuration changed by `configure`.
+    pub(crate) async fn start_configured(
+        clock: Arc<dyn Clock>,
+        configure: impl FnOnce(&mut Config),
+    ) -> Self {
+        let data_dir = TempDir::new().expect("a temporary directory");
+        let mut config = test_config(data_dir.path());
+        configure(&mut config);
+        let mut sluice = Self::start_with(&config, clock, Some(ADMIN_PASSWORD.into())).await;
+        sluice.data_dir = Some(data_dir);
+        sluice
+    }
+
+    /// Sluice with exactly this configuration (its data directory is the
+    /// caller's) and this first admin password.
+    pub(crate) async fn start_with(
+        config: &Config,
+        clock: Arc<dyn Clock>,
+        admin_password: Option<String>,
+    ) -> Self {
+        let running = start(
+            config,
+            StartOptions {
+                clock,
+                admin_password,
+                key_pepper: Some(KEY_PEPPER.into()),
+            },
+        )
+        .await
+        .expect("Sluice starts");
+        Self {
+            gateway_addr: running.gateway_addr,
+            admin_addr: running.admin_addr,
+            http: http_client(),
+            running: Some(running),
+            data_dir: None,
+        }
+    }
+
+    /// The running server (for what only the process knows).
+    pub(crate) fn running(&self) -> &Running {
+        self.running.as_ref().expect("not shut down")
+    }
+
+    /// Stop accepting, drain and return.
+    pub(crate) async fn shutdown(mut self) {
+        let running = self.running.take().expect("not shut down");
+        running.shutdown().await.expect("clean shutdown");
+    }
+
+    // ---- admin REST API ----
+
+    fn admin(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", url_of(self.admin_addr)))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+    }
+
+    /// Send an admin request with a JSON body; the raw reply.
+    pub(crate) async fn admin_call(&self, method: Method, path: &str, body: &Value) -> Reply {
+        Reply::from(self.admin(method, path).json(body)).await
+    }
+
+    /// Publish an API; panics unless the admin API answers 201.
+    pub(crate) async fn publish(&self, spec: ApiSpec) -> PublishedApi {
+        let reply = self
+            .admin_call(Method::POST, &format!("{PUBLISHER}/apis"), &spec.0)
+            .await;
+        assert_eq!(reply.status, 201, "publish: {}", reply.text());
+        PublishedApi {
+            id: reply.json()["id"].as_str().expect("an id").to_owned(),
+            route: spec.route(),
+        }
+    }
+
+    /// Replace an API's whole definition (PUT); panics unless 200.
+    pub(crate) async fn replace(&self, api: &PublishedApi, spec: ApiSpec) {
+        let reply = self
+            .admin_call(
+                Method::PUT,
+                &format!("{PUBLISHER}/apis/{}", api.id),
+                &spec.0,
+            )
+            .await;
+        assert_eq!(reply.status, 200, "replace: {}", reply.text());
+    }
+
+    /// Delete an API; panics unless 200.
+    pub(crate) async fn delete(&self, api: &PublishedApi) {
+        let reply =
+            Reply::from(self.admin(Method::DELETE, &format!("{PUBLISHER}/apis/{}", api.id))).await;
+        assert_eq!(reply.status, 200, "delete: {}", reply.text());
+    }
+
+    /// Create an application and return its id.
+    pub(crate) async fn create_application(&self) -> String {
+        let reply = self
+            .admin_call(
+                Method::POST,
+                &format!("{DEVPORTAL}/applications"),
+                &json!({"name": unique_name("app"), "throttlingPolicy": "Unlimited"}),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "application: {}", reply.text());
+        reply.json()["applicationId"]
+            .as_str()
+            .expect("an applicationId")
+            .to_owned()
+    }
+
+    /// Subscribe an application to an API.
+    pub(crate) async fn subscribe(&self, application_id: &str, api: &PublishedApi) {
+        let reply = self
+            .admin_call(
+                Method::POST,
+                &format!("{DEVPORTAL}/subscriptions"),
+                &json!({"apiId": api.id, "applicationId": application_id, "throttlingPolicy": "Unlimited"}),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "subscribe: {}", reply.text());
+    }
+
+    /// Generate an API key (`PRODUCTION` or `SANDBOX`) valid for
+    /// `validity_seconds` (-1: never expires).
+    pub(crate) async fn generate_key(
+        &self,
+        application_id: &str,
+        key_type: &str,
+        validity_seconds: i64,
+    ) -> String {
+        let reply = self
+            .admin_call(
+                Method::POST,
+                &format!("{DEVPORTAL}/applications/{application_id}/api-keys/{key_type}/generate"),
+                &json!({"validityPeriod": validity_seconds}),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "generate key: {}", reply.text());
+        reply.json()["apikey"]
+            .as_str()
+            .expect("an apikey")
+            .to_owned()
+    }
+
+    /// Revoke an API key; panics unless 200.
+    pub(crate) async fn revoke_key(&self, application_id: &str, key_type: &str, key: &str) {
+        let reply = self
+            .admin_call(
+                Method::POST,
+                &format!("{DEVPORTAL}/applications/{application_id}/api-keys/{key_type}/revoke"),
+                &json!({"apikey": key}),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "revoke: {}", reply.text());
+    }
+
+    /// A new application subscribed to `api`, with a production and a
+    /// sandbox key that never expire.
+    pub(crate) async fn subscribe_new_application(&self, api: &PublishedApi) -> Consumer {
+        let application_id = self.create_application().await;
+        self.subscribe(&application_id, api).await;
+        let production_key = self.generate_key(&application_id, "PRODUCTION", -1).await;
+        let sandbox_key = self.generate_key(&application_id, "SANDBOX", -1).await;
+        Consumer {
+            application_id,
+            production_key,
+            sandbox_key,
+        }
+    }
+
+    /// Scrape `/metrics`.
+    pub(crate) async fn metrics(&self) -> Metrics {
+        let reply = Reply::from(self.admin(Method::GET, "/metrics")).await;
+        assert_eq!(reply.status, 200, "metrics: {}", reply.text());
+        Metrics(reply.text())
+    }
+
+    // ---- gateway ----
+
+    /// A request to the gateway, to be completed by the caller.
+    pub(crate) fn gateway(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", url_of(self.gateway_addr)))
+    }
+
+    /// `GET path` on the gateway, with the key in the `apikey` header if given.
+    pub(crate) async fn get(&self, path: &str, key: Option<&str>) -> Reply {
+        let mut request = self.gateway(Method::GET, path);
+        if let Some(key) = key {
+            request = request.header("apikey", key);
+        }
+        Reply::from(request).await
+    }
+
+    /// `count` sequential `GET`s; the statuses in order.
+    pub(crate) async fn get_times(&self, count: usize, path: &str, key: Option<&str>) -> Vec<u16> {
+        let mut statuses = Vec::with_capacity(count);
+        for _ in 0..count {
+            statuses.push(self.get(path, key).await.status);
+        }
+        statuses
+    }
+}
+
+/// The HTTP client of the tests: no proxy, a generous timeout so that a hang
+/// fails the test instead of blocking it.
+pub(crate) fn http_client() -> Client {
+    Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("an HTTP client")
+}
+
+/// An API as the admin API created it.
+#[derive(Debug, Clone)]
+pub(crate) struct PublishedApi {
+    pub(crate) id: String,
+    /// `/{context}/{version}`.
+    pub(crate) route: String,
+}
+
+impl PublishedApi {
+    /// A path under the API: `route` + `rest`.
+    pub(crate) fn path(&self, rest: &str) -> String {
+        format!("{}{rest}", self.route)
+    }
+}
+
+/// An application subscribed to an API, with its keys.
+#[derive(Debug, Clone)]
+pub(crate) struct Consumer {
+    pub(crate) application_id: String,
+    pub(crate) production_key: String,
+    pub(crate) sandbox_key: String,
+}
+
+/// A WSO2 API DTO under construction. Version `v1`, secured by API key.
+#[derive(Debug, Clone)]
+pub(crate) struct ApiSpec(pub(crate) Value);
+
+impl ApiSpec {
+    /// An API at `/{context}/v1` without endpoints or limits.
+    pub(crate) fn new(context: &str) -> Self {
+        Self(json!({
+            "name": format!("{context} API"),
+            "context": format!("/{context}"),
+            "version": "v1",
+            "type": "HTTP",
+            "endpointConfig": {"endpoint_type": "http"},
+            "securityScheme": ["api_key"],
+        }))
+    }
+
+    /// The route requests use: `/{context}/{version}`.
+    pub(crate) fn route(&self) -> String {
+        format!(
+            "{}/{}",
+            self.0["context"].as_str().expect("a context"),
+            self.0["version"].as_str().expect("a version")
+        )
+    }
+
+    /// The production endpoint URL.
+    pub(crate) fn production(mut self, url: impl Into<String>) -> Self {
+        self.0["endpointConfig"]["production_endpoints"] = json!({"url": url.into()});
+        self
+    }
+
+    /// The sandbox endpoint URL.
+    pub(crate) fn sandbox(mut self, url: impl Into<String>) -> Self {
+        self.0["endpointConfig"]["sandbox_endpoints"] = json!({"url": url.into()});
+        self
+    }
+
+    /// Production and sandbox endpoints on one backend.
+    pub(crate) fn backend(self, backend: &MockBackend) -> Self {
+        let url = url_of(backend.addr());
+        self.production(url.clone()).sandbox(url)
+    }
+
+    /// `maxTps.production` and `productionTimeUnit`.
+    pub(crate) fn production_limit(self, limit: u64, unit: &str) -> Self {
+        self.max_tps("production", json!(limit))
+            .max_tps("productionTimeUnit", json!(unit))
+    }
+
+    /// `maxTps.sandbox` and `sandboxTimeUnit`.
+    pub(crate) fn sandbox_limit(self, limit: u64, unit: &str) -> Self {
+        self.max_tps("sandbox", json!(limit))
+            .max_tps("sandboxTimeUnit", json!(unit))
+    }
+
+    /// One of Sluice's options in `maxTps["x-sluice"]`.
+    pub(crate) fn throughput_option(mut self, name: &str, value: Value) -> Self {
+        if self.0["maxTps"]["x-sluice"].is_null() {
+            self = self.max_tps("x-sluice", json!({}));
+        }
+        self.0["maxTps"]["x-sluice"][name] = value;
+        self
+    }
+
+    /// `x-sluice.open: true`: callable without a key.
+    pub(crate) fn open(self) -> Self {
+        self.with("x-sluice", json!({"open": true}))
+    }
+
+    /// Set a top-level field of the DTO (`null` removes nothing, it sets null).
+    pub(crate) fn with(mut self, field: &str, value: Value) -> Self {
+        self.0[field] = value;
+        self
+    }
+
+    /// Remove a top-level field of the DTO.
+    pub(crate) fn without(mut self, field: &str) -> Self {
+        if let Some(object) = self.0.as_object_mut() {
+            object.remove(field);
+        }
+        self
+    }
+
+    fn max_tps(mut self, field: &str, value: Value) -> Self {
+        if self.0["maxTps"].is_null() {
+            self.0["maxTps"] = json!({});
+        }
+        self.0["maxTps"][field] = value;
+        self
+    }
+}
+
+/// An HTTP answer, read whole.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Vec<u8>,
+}
+
+impl Reply {
+    /// Send `request` and read the answer whole.
+    pub(crate) async fn from(request: RequestBuilder) -> Self {
+        let response = request.send().await.expect("the request gets an answer");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.expect("a readable body").to_vec();
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// The body as text.
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON; panics if it is not.
+    pub(crate) fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text()))
+    }
+
+    /// A header as text.
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The `fault.code` of a gateway fault body.
+    pub(crate) fn fault_code(&self) -> u64 {
+        let body = self.json();
+        body["fault"]["code"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no fault code in {body}"))
+    }
+
+    /// What the mock backend saw of the forwarded request (its echo).
+    pub(crate) fn echo(&self) -> Value {
+        assert_eq!(self.status, 200, "not a backend answer: {}", self.text());
+        self.json()
+    }
+}
+
+/// Assert that `reply` is the backend-throughput refusal: 503, WSO2's body,
+/// `Retry-After` of at least one second, `retry-after-ms`, and the IETF
+/// `RateLimit-Policy` / `RateLimit` fields. Returns `Retry-After`.
+pub(crate) fn assert_limit_reached(reply: &Reply) -> u64 {
+    assert_eq!(reply.status, 503, "{}", reply.text());
+    assert_eq!(reply.json(), limit_reached_body());
+    let retry_after: u64 = reply
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("a numeric Retry-After");
+    assert!(retry_after >= 1, "Retry-After {retry_after}");
+    let retry_after_ms: u64 = reply
+        .header("retry-after-ms")
+        .and_then(|v| v.parse().ok())
+        .expect("a numeric retry-after-ms");
+    assert!(
+        retry_after_ms.div_ceil(1_000).max(1) == retry_after,
+        "retry-after-ms {retry_after_ms} and Retry-After {retry_after} disagree"
+    );
+    assert!(
+        reply.header("ratelimit-policy").is_some(),
+        "no RateLimit-Policy"
+    );
+    assert!(reply.header("ratelimit").is_some(), "no RateLimit");
+    retry_after
+}
+
+/// How many of `statuses` equal `status`.
+pub(crate) fn count(statuses: &[u16], status: u16) -> usize {
+    statuses.iter().filter(|s| **s == status).count()
+}
+
+/// A Prometheus text exposition.
+#[derive(Debug)]
+pub(crate) struct Metrics(pub(crate) String);
+
+impl Metrics {
+    /// The value of the one series of `name` carrying all of `labels`; 0 when
+    /// there is none (a counter never incremented). Panics if several match.
+    pub(crate) fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let matches: Vec<f64> = self
+            .0
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| {
+                let (series, value) = line.rsplit_once(' ')?;
+                let (series_name, series_labels) = match series.split_once('{') {
+                    Some((n, rest)) => (n, rest.trim_end_matches('}')),
+                    None => (series, ""),
+                };
+                let wanted = series_name == name
+                    && labels.iter().all(|(key, expected)| {
+                        series_labels
+                            .split("\",")
+                            .filter_map(|pair| pair.split_once("=\""))
+                            .any(|(k, v)| k == *key && v.trim_end_matches('"') == *expected)
+                    });
+                wanted.then(|| value.parse().expect("a numeric sample"))
+            })
+            .collect();
+        assert!(
+            matches.len() <= 1,
+            "{name}{labels:?} matches several series"
+        );
+        matches.first().copied().unwrap_or(0.0)
+    }
+
+    /// A series of one (API, environment), optionally of one dimension.
+    pub(crate) fn of(
+        &self,
+        name: &str,
+        api: &PublishedApi,
+        environment: &str,
+        dimension: Option<&str>,
+    ) -> f64 {
+        let mut labels = vec![("api_id", api.id.as_str()), ("environment", environment)];
+        if let Some(dimension) = dimension {
+            labels.push(("dimension", dimension));
+        }
+        self.value(name, &labels)
+    }
+}
+
+/// A parsed `X-Sluice-Admission` stamp: `window=<index>; unit=<UNIT>; environment=<env>`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct AdmissionStamp {
+    pub(crate) environment: String,
+    pub(crate) unit: String,
+    pub(crate) window: u64,
+}
+
+impl AdmissionStamp {
+    /// Parse a stamp; panics on a malformed one.
+    pub(crate) fn parse(stamp: &str) -> Self {
+        let field = |name: &str| {
+            stamp
+                .split(';')
+                .filter_map(|part| part.trim().split_once('='))
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.to_owned())
+                .unwrap_or_else(|| panic!("no {name} in stamp {stamp:?}"))
+        };
+        Self {
+            environment: field("environment"),
+            unit: field("unit"),
+            window: field("window").parse().expect("a numeric window"),
+        }
+    }
+}
+
+/// Requests the backend received, per admission stamp, parsed.
+pub(crate) fn received_by_window(backend: &MockBackend) -> Vec<(AdmissionStamp, u64)> {
+    backend
+        .stats()
+        .by_admission()
+        .iter()
+        .map(|(stamp, count)| (AdmissionStamp::parse(stamp), *count))
+        .collect()
+}
+
+/// Poll `condition` every 10 ms until it holds (for events in real time,
+/// such as a request reaching the backend); panics after 10 s.
+pub(crate) async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
