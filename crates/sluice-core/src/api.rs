@@ -4,6 +4,7 @@
 //! validated. The raw JSON is kept by the store and returned verbatim; this type
 //! holds only the fields the gateway acts on.
 
+use crate::ai::{API_OPTIONS, AiApi};
 use crate::{BackendThroughput, CorsPolicy, Environment, ValidationError};
 use serde_json::{Map, Value};
 use url::Url;
@@ -33,6 +34,8 @@ pub struct ApiDefinition {
     pub cors: Option<CorsPolicy>,
     /// Maximum Backend Throughput.
     pub throughput: BackendThroughput,
+    /// AI settings, for an AI API.
+    pub ai: Option<AiApi>,
 }
 
 /// A backend endpoint.
@@ -100,6 +103,7 @@ impl ApiDefinition {
             format!("{context}/{version}")
         };
         check_type(object)?;
+        check_sluice_options(object)?;
         Ok(ApiDefinition {
             id: id.to_owned(),
             name,
@@ -110,7 +114,47 @@ impl ApiDefinition {
             security: parse_security(object)?,
             cors: CorsPolicy::from_json(object.get("corsConfiguration"))?,
             throughput: BackendThroughput::from_max_tps(object.get("maxTps"))?,
+            ai: AiApi::from_definition(object)?,
         })
+    }
+
+    /// Advice about a valid definition that is probably not what its owner
+    /// wants, as `(field, message)` pairs.
+    pub fn warnings(&self) -> Vec<(String, String)> {
+        let mut warnings = Vec::new();
+        for environment in Environment::ALL {
+            let limit = self.throughput.limit(environment);
+            let has_tokens = crate::Dimension::ALL[1..]
+                .iter()
+                .any(|d| limit.cap(*d).is_some());
+            if has_tokens && limit.unit == crate::TimeUnit::Second {
+                let name = environment.as_str();
+                warnings.push((
+                    format!("maxTps.{name}TimeUnit"),
+                    format!(
+                        "token limits of {name} are counted per SECOND: one large completion can take a whole window's budget; MINUTE matches how providers meter tokens"
+                    ),
+                ));
+            }
+        }
+        warnings
+    }
+}
+
+/// The API-level `x-sluice` object: only known keys, so a typo is not ignored.
+fn check_sluice_options(object: &Map<String, Value>) -> Result<(), ValidationError> {
+    match object.get("x-sluice") {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Object(options)) => {
+            match options.keys().find(|k| !API_OPTIONS.contains(&k.as_str())) {
+                Some(key) => Err(ValidationError::new(
+                    format!("x-sluice.{key}"),
+                    "unknown option; expected open, errorFormat, streamUsage or usage",
+                )),
+                None => Ok(()),
+            }
+        }
+        Some(_) => Err(ValidationError::new("x-sluice", "must be an object")),
     }
 }
 

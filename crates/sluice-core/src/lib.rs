@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+mod ai;
 mod api;
 pub mod api_key;
 mod consumer;
@@ -16,6 +17,9 @@ mod error;
 mod throughput;
 mod time_unit;
 
+pub use ai::{
+    AiApi, DEFAULT_MAX_TOKENS, ErrorFormat, PromptEstimate, TokenAdmission, TokenOptions,
+};
 pub use api::{ApiDefinition, ApiId, Endpoint, EndpointCredential, Security};
 pub use consumer::{ApplicationId, KeyType, SubscriptionId, ThrottlingPolicy};
 pub use cors::CorsPolicy;

@@ -5,6 +5,7 @@
 //! nothing"; negative numbers and unknown units are refused naming the field.
 //! Sluice's own options live in `maxTps["x-sluice"]`.
 
+use crate::ai::{TokenOptions, parse_token_option};
 use crate::{Environment, TimeUnit, ValidationError};
 use serde_json::{Map, Value};
 
@@ -105,6 +106,8 @@ pub struct ThroughputOptions {
     /// `maxInFlight`: cap on requests in flight to the backend, per environment
     /// and per node, indexed by [`Environment::index`]. `None` is unlimited.
     pub max_in_flight: [Option<u64>; 2],
+    /// Token admission options (AI APIs).
+    pub tokens: TokenOptions,
 }
 
 /// The Maximum Backend Throughput of one API.
@@ -210,11 +213,14 @@ fn parse_options(value: Option<&Value>) -> Result<ThroughputOptions, ValidationE
                 }
             }
             "maxInFlight" => options.max_in_flight = max_in_flight(value, &field)?,
+            _ if value.is_null() => {}
             _ => {
-                return Err(ValidationError::new(
-                    field,
-                    "unknown option; expected rejectStatus, shadow or maxInFlight",
-                ));
+                if !parse_token_option(&mut options.tokens, key, value, &field)? {
+                    return Err(ValidationError::new(
+                        field,
+                        "unknown option; expected rejectStatus, shadow, maxInFlight, tokenAdmission, defaultMaxTokens or promptEstimate",
+                    ));
+                }
             }
         }
     }

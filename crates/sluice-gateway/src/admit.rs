@@ -9,7 +9,7 @@ use crate::fault::Throttled;
 use crate::snapshot::{ApiRuntime, EnvRuntime};
 use crate::telemetry::IN_FLIGHT_REASON;
 use http::StatusCode;
-use sluice_core::RejectStatus;
+use sluice_core::{ErrorFormat, RejectStatus};
 use sluice_limits::{Admission, Cost, Decision, InFlightPermit};
 
 /// What admission decided.
@@ -28,12 +28,19 @@ pub(crate) enum AdmissionOutcome {
 pub(crate) fn admit(
     api: &ApiRuntime,
     env: &EnvRuntime,
+    cost: Cost,
     now_ms: u64,
     default_status: RejectStatus,
 ) -> AdmissionOutcome {
     let throughput = &api.definition.throughput;
     let options = &throughput.options;
     let limit = throughput.limit(env.environment);
+    let format = error_format(api);
+    // A provider's SDK only surfaces a 429 as its rate-limit error.
+    let default_status = match format {
+        ErrorFormat::Wso2 => default_status,
+        ErrorFormat::OpenAi | ErrorFormat::Anthropic => RejectStatus::TooManyRequests,
+    };
     let status = StatusCode::from_u16(options.reject_status.unwrap_or(default_status).code())
         .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
 
@@ -54,6 +61,7 @@ pub(crate) fn admit(
                     limit: cap,
                     window_seconds: 1,
                     retry_after_ms: 1_000,
+                    format,
                 });
             }
         },
@@ -64,7 +72,7 @@ pub(crate) fn admit(
             permit,
         };
     }
-    match env.cell.admit(limit, Cost::ONE_REQUEST, now_ms) {
+    match env.cell.admit(limit, cost, now_ms) {
         Decision::Admitted(admission) => AdmissionOutcome::Admitted {
             admission: Some(admission),
             permit,
@@ -81,7 +89,16 @@ pub(crate) fn admit(
                 limit: refusal.limit,
                 window_seconds: limit.unit.millis() / 1_000,
                 retry_after_ms: refusal.retry_after_ms,
+                format,
             })
         }
     }
+}
+
+/// The refusal body shape of an API.
+pub(crate) fn error_format(api: &ApiRuntime) -> ErrorFormat {
+    api.definition
+        .ai
+        .as_ref()
+        .map_or(ErrorFormat::Wso2, |ai| ai.error_format)
 }

@@ -29,7 +29,8 @@ pub(crate) fn authenticate(
     now_ms: u64,
 ) -> Result<Caller, Fault> {
     let open = api.definition.security.open;
-    let presented = find_key(headers, &api.key_header);
+    let presented = find_key(headers, &api.key_header)
+        .or_else(|| api.definition.ai.as_ref().and_then(|_| native_key(headers)));
     let Some((header, raw)) = presented else {
         return if open {
             Ok(Caller {
@@ -73,6 +74,15 @@ fn find_key<'h>(
     scheme
         .eq_ignore_ascii_case("bearer")
         .then(|| (header::AUTHORIZATION, token.trim()))
+}
+
+/// For AI APIs, the provider's native key headers, so official SDKs work
+/// unchanged with a Sluice key (`x-api-key`: Anthropic, `api-key`: Azure).
+fn native_key(headers: &HeaderMap) -> Option<(HeaderName, &str)> {
+    ["x-api-key", "api-key"].into_iter().find_map(|name| {
+        let value = headers.get(name)?.to_str().ok()?;
+        Some((HeaderName::from_static(name), value.trim()))
+    })
 }
 
 fn check_key<'s>(

@@ -4,12 +4,28 @@
 //! [`Completion`] runs on drop, so it also runs when the client disconnects
 //! mid-response and hyper drops the body (and with it the upstream call).
 
+use crate::tokens::{TokenSettlement, UsageSource};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use sluice_ai::{UsageChunkFilter, UsageExtractor};
 use sluice_limits::InFlightPermit;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+use tokio::time::Sleep;
+
+/// The error a response body ends with when the backend goes quiet.
+#[derive(Debug, thiserror::Error)]
+#[error("the backend sent nothing for {0:?}; response aborted")]
+pub(crate) struct StreamIdle(Duration);
+
+/// Token accounting of one AI response: the extractor reading usage on the
+/// side, and the settlement it feeds at completion.
+pub(crate) struct TokenTap {
+    pub(crate) extractor: UsageExtractor,
+    pub(crate) settlement: TokenSettlement,
+    pub(crate) model: Option<String>,
+}
 
 /// What the access log says about one request.
 pub(crate) struct Completion {
@@ -25,6 +41,7 @@ pub(crate) struct Completion {
     pub(crate) upstream_ms: Option<f64>,
     pub(crate) log: bool,
     pub(crate) permit: Option<(InFlightPermit, metrics::Gauge)>,
+    pub(crate) tokens: Option<TokenTap>,
     pub(crate) finished: bool,
 }
 
@@ -34,10 +51,20 @@ impl Drop for Completion {
             drop(permit);
             gauge.decrement(1.0);
         }
+        let settled = self.tokens.take().map(|tap| {
+            let usage = tap.extractor.finish();
+            let model = usage.as_ref().and_then(|u| u.model.clone()).or(tap.model);
+            let (cost, source) = tap.settlement.settle(self.status, usage.as_ref());
+            (cost, source, model)
+        });
         if !self.log {
             return;
         }
         let duration_ms = self.started.elapsed().as_secs_f64() * 1_000.0;
+        let (tokens, source, model) = match &settled {
+            Some((cost, source, model)) => (Some(cost.0), source.as_str(), model.as_deref()),
+            None => (None, UsageSource::None.as_str(), None),
+        };
         tracing::info!(
             target: "sluice::access",
             request_id = %self.request_id,
@@ -50,68 +77,158 @@ impl Drop for Completion {
             upstream_ms = self.upstream_ms,
             duration_ms,
             completed = self.finished,
+            model = model,
+            prompt_tokens = tokens.map(|t| t[1]),
+            completion_tokens = tokens.map(|t| t[2]),
+            total_tokens = tokens.map(|t| t[3]),
+            usage_source = settled.is_some().then_some(source),
         );
     }
 }
 
 pin_project_lite::pin_project! {
-    /// A response body passed through frame by frame; completes on the last
-    /// frame or on drop.
+    /// A response body passed through frame by frame: fed to the usage
+    /// extractor on the side, stripped of a usage chunk the client did not
+    /// ask for, aborted when the backend stays silent too long; completes on
+    /// the last frame or on drop.
     pub struct TrackedBody<B> {
         #[pin]
         inner: B,
         completion: Option<Completion>,
+        filter: Option<UsageChunkFilter>,
+        idle_timeout: Option<Duration>,
+        idle: Option<Pin<Box<Sleep>>>,
+        ended: bool,
     }
 }
 
 impl<B> TrackedBody<B> {
-    pub(crate) fn new(inner: B, mut completion: Completion) -> Self
+    pub(crate) fn new(
+        inner: B,
+        mut completion: Completion,
+        filter: Option<UsageChunkFilter>,
+        idle_timeout: Option<Duration>,
+    ) -> Self
     where
         B: Body,
     {
         // hyper never polls a body that is already at its end (no content).
-        let completion = if inner.is_end_stream() {
+        let completion = if inner.is_end_stream() && filter.is_none() {
             completion.finished = true;
             None
         } else {
             Some(completion)
         };
-        Self { inner, completion }
+        Self {
+            inner,
+            completion,
+            filter,
+            idle_timeout,
+            idle: None,
+            ended: false,
+        }
     }
 }
 
 impl<B> Body for TrackedBody<B>
 where
     B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     type Data = Bytes;
-    type Error = B::Error;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let mut this = self.project();
-        let polled = this.inner.as_mut().poll_frame(cx);
-        // hyper stops polling once `is_end_stream` says so, often right after
-        // the last data frame: complete there, not only on `None`.
-        let ended = match &polled {
-            Poll::Ready(None) => true,
-            Poll::Ready(Some(Ok(_))) => this.inner.is_end_stream(),
-            _ => false,
-        };
-        if ended && let Some(mut completion) = this.completion.take() {
-            completion.finished = true;
+        if *this.ended {
+            return Poll::Ready(None);
         }
-        polled
+        loop {
+            let polled = match this.inner.as_mut().poll_frame(cx) {
+                Poll::Pending => {
+                    if let Some(timeout) = *this.idle_timeout {
+                        let idle = this
+                            .idle
+                            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                        if idle.as_mut().poll(cx).is_ready() {
+                            *this.ended = true;
+                            this.completion.take();
+                            return Poll::Ready(Some(Err(Box::new(StreamIdle(timeout)))));
+                        }
+                    }
+                    return Poll::Pending;
+                }
+                Poll::Ready(polled) => polled,
+            };
+            *this.idle = None;
+            match polled {
+                Some(Ok(frame)) => {
+                    let frame = match frame.into_data() {
+                        Ok(data) => {
+                            if let Some(tap) =
+                                this.completion.as_mut().and_then(|c| c.tokens.as_mut())
+                            {
+                                tap.extractor.feed(&data);
+                            }
+                            let data = match this.filter.as_mut() {
+                                Some(filter) => filter.filter(data),
+                                None => data,
+                            };
+                            if data.is_empty() && !this.inner.is_end_stream() {
+                                continue;
+                            }
+                            Frame::data(data)
+                        }
+                        Err(frame) => {
+                            if let (Some(trailers), Some(tap)) = (
+                                frame.trailers_ref(),
+                                this.completion.as_mut().and_then(|c| c.tokens.as_mut()),
+                            ) {
+                                tap.extractor.headers(trailers);
+                            }
+                            frame
+                        }
+                    };
+                    // hyper stops polling once `is_end_stream` says so, often
+                    // right after the last data frame: complete there too.
+                    if this.filter.is_none()
+                        && this.inner.is_end_stream()
+                        && let Some(mut completion) = this.completion.take()
+                    {
+                        completion.finished = true;
+                    }
+                    return Poll::Ready(Some(Ok(frame)));
+                }
+                Some(Err(error)) => {
+                    *this.ended = true;
+                    this.completion.take();
+                    return Poll::Ready(Some(Err(error.into())));
+                }
+                None => {
+                    *this.ended = true;
+                    let rest = this.filter.as_mut().map(UsageChunkFilter::finish);
+                    if let Some(mut completion) = this.completion.take() {
+                        completion.finished = true;
+                    }
+                    return Poll::Ready(rest.filter(|r| !r.is_empty()).map(|r| Ok(Frame::data(r))));
+                }
+            }
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.ended || (self.filter.is_none() && self.inner.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        if self.filter.is_some() {
+            SizeHint::default()
+        } else {
+            self.inner.size_hint()
+        }
     }
 }
 
@@ -135,6 +252,7 @@ mod tests {
             upstream_ms: None,
             log: false,
             permit: Some((in_flight.try_acquire(None).unwrap(), metrics::Gauge::noop())),
+            tokens: None,
             finished: false,
         }
     }
@@ -145,6 +263,8 @@ mod tests {
         let mut body = TrackedBody::new(
             Full::new(Bytes::from_static(b"abc")),
             completion(&in_flight),
+            None,
+            None,
         );
         assert_eq!(in_flight.current(), 1);
         let frame = body.frame().await.unwrap().unwrap();
@@ -159,8 +279,38 @@ mod tests {
     #[tokio::test]
     async fn an_empty_body_completes_at_once() {
         let in_flight = Arc::new(InFlight::default());
-        let _body = TrackedBody::new(Full::new(Bytes::new()), completion(&in_flight));
+        let _body = TrackedBody::new(Full::new(Bytes::new()), completion(&in_flight), None, None);
         assert_eq!(in_flight.current(), 0);
+    }
+
+    /// A body that never yields a frame.
+    struct Silent;
+
+    impl Body for Silent {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            Poll::Pending
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_backend_aborts_the_stream_after_the_idle_timeout() {
+        let in_flight = Arc::new(InFlight::default());
+        let mut body = TrackedBody::new(
+            Silent,
+            completion(&in_flight),
+            None,
+            Some(Duration::from_secs(30)),
+        );
+        let error = body.frame().await.unwrap().unwrap_err();
+        assert!(error.to_string().contains("30s"), "{error}");
+        assert_eq!(in_flight.current(), 0);
+        assert!(body.frame().await.is_none());
     }
 
     #[tokio::test]
@@ -169,6 +319,8 @@ mod tests {
         let body = TrackedBody::new(
             Full::new(Bytes::from_static(b"abc")),
             completion(&in_flight),
+            None,
+            None,
         );
         drop(body);
         assert_eq!(in_flight.current(), 0);

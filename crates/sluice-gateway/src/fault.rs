@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
-use sluice_core::Dimension;
+use sluice_core::{Dimension, ErrorFormat};
 
 /// Why the gateway answered instead of the backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +27,21 @@ pub(crate) enum Fault {
     BackendFailed,
     /// The backend did not answer in time.
     BackendTimeout,
+    /// An AI request body larger than the gateway reads.
+    RequestTooLarge,
+    /// The client's request body could not be read.
+    ClientBody,
+    /// The request's token reservation alone exceeds a limit: it can never pass.
+    ReservationExceedsLimit {
+        /// The dimension.
+        dimension: Dimension,
+        /// What the request would reserve.
+        wanted: u64,
+        /// The limit.
+        limit: u64,
+        /// Body shape.
+        format: ErrorFormat,
+    },
 }
 
 impl Fault {
@@ -87,6 +102,27 @@ impl Fault {
                 "Connection timed out",
                 "The backend did not answer in time".into(),
             ),
+            Fault::RequestTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                900950,
+                "Request Entity Too Large",
+                "The request body is larger than the gateway reads for token accounting".into(),
+            ),
+            Fault::ClientBody => (
+                StatusCode::BAD_REQUEST,
+                400,
+                "Bad Request",
+                "The request body could not be read".into(),
+            ),
+            Fault::ReservationExceedsLimit { dimension, wanted, limit, .. } => (
+                StatusCode::BAD_REQUEST,
+                900952,
+                "Request Exceeds Token Limit",
+                format!(
+                    "This request can use up to {wanted} {} but the API's limit is {limit} per window; lower max_tokens or the prompt",
+                    dimension.as_str().replace('_', " ")
+                ),
+            ),
         }
     }
 
@@ -102,12 +138,28 @@ impl Fault {
             Fault::BackendUnreachable => "backend_unreachable",
             Fault::BackendFailed => "backend_failed",
             Fault::BackendTimeout => "backend_timeout",
+            Fault::RequestTooLarge => "request_too_large",
+            Fault::ClientBody => "client_body",
+            Fault::ReservationExceedsLimit { .. } => "reservation_exceeds_limit",
         }
     }
 
     /// The response for this fault.
     pub(crate) fn response(&self) -> Response<Full<Bytes>> {
         let (status, code, message, description) = self.parts();
+        if let Fault::ReservationExceedsLimit {
+            dimension, format, ..
+        } = self
+        {
+            let mut response = shaped_response(*format, status, code, message, &description, false);
+            let headers = response.headers_mut();
+            headers.insert("x-should-retry", HeaderValue::from_static("false"));
+            headers.insert(
+                "x-sluice-limit-dimension",
+                HeaderValue::from_static(dimension.as_str()),
+            );
+            return response;
+        }
         let mut response = fault_response(status, code, message, &description);
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
@@ -132,6 +184,8 @@ pub(crate) struct Throttled {
     pub(crate) window_seconds: u64,
     /// Milliseconds until a retry can succeed.
     pub(crate) retry_after_ms: u64,
+    /// Body shape.
+    pub(crate) format: ErrorFormat,
 }
 
 impl Throttled {
@@ -139,11 +193,13 @@ impl Throttled {
     /// IETF `RateLimit-Policy` / `RateLimit` fields
     /// (draft-ietf-httpapi-ratelimit-headers-10).
     pub(crate) fn response(&self) -> Response<Full<Bytes>> {
-        let mut response = fault_response(
+        let mut response = shaped_response(
+            self.format,
             self.status,
             900801,
             "API Limit Reached",
             "API not accepting requests",
+            true,
         );
         let retry_after_s = self.retry_after_ms.div_ceil(1_000).max(1);
         let policy = match self.dimension {
@@ -154,6 +210,7 @@ impl Throttled {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
         headers.insert("retry-after-ms", HeaderValue::from(self.retry_after_ms));
         headers.insert("x-should-retry", HeaderValue::from_static("true"));
+        headers.insert("x-sluice-limit-dimension", HeaderValue::from_static(policy));
         if let Ok(value) = HeaderValue::from_str(&format!(
             "\"backend-{policy}\";q={};w={}",
             self.limit, self.window_seconds
@@ -167,6 +224,40 @@ impl Throttled {
         }
         response
     }
+}
+
+/// A fault in the API's error format: WSO2's, or the provider's own so that
+/// its SDKs surface it as their own error (`throttled`: a rate-limit error,
+/// else an invalid request).
+fn shaped_response(
+    format: ErrorFormat,
+    status: StatusCode,
+    code: u32,
+    message: &str,
+    description: &str,
+    throttled: bool,
+) -> Response<Full<Bytes>> {
+    let text = format!("{message}: {description}");
+    let body = match format {
+        ErrorFormat::Wso2 => return fault_response(status, code, message, description),
+        ErrorFormat::OpenAi => serde_json::json!({"error": {
+            "message": text,
+            "type": if throttled { "requests" } else { "invalid_request_error" },
+            "param": null,
+            "code": if throttled { "rate_limit_exceeded" } else { "token_limit_exceeded" },
+        }}),
+        ErrorFormat::Anthropic => serde_json::json!({"type": "error", "error": {
+            "type": if throttled { "rate_limit_error" } else { "invalid_request_error" },
+            "message": text,
+        }}),
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 fn fault_response(
@@ -205,6 +296,7 @@ mod tests {
             limit: 50,
             window_seconds: 1,
             retry_after_ms: 250,
+            format: ErrorFormat::Wso2,
         };
         let response = throttled.response();
         assert_eq!(response.status(), 503);
@@ -227,10 +319,47 @@ mod tests {
             limit: 1,
             window_seconds: 60,
             retry_after_ms: 44_001,
+            format: ErrorFormat::Wso2,
         };
         let response = throttled.response();
         assert_eq!(response.status(), 429);
         assert_eq!(response.headers()["retry-after"], "45");
+    }
+
+    #[tokio::test]
+    async fn token_refusal_in_openai_format_is_a_rate_limit_error() {
+        let throttled = Throttled {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            dimension: Some(Dimension::TotalTokens),
+            limit: 1000,
+            window_seconds: 60,
+            retry_after_ms: 1_500,
+            format: ErrorFormat::OpenAi,
+        };
+        let response = throttled.response();
+        assert_eq!(
+            response.headers()["x-sluice-limit-dimension"],
+            "total_tokens"
+        );
+        assert_eq!(response.headers()["retry-after"], "2");
+        let body = body_json(response).await;
+        assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+    }
+
+    #[tokio::test]
+    async fn a_never_admissible_request_says_not_to_retry() {
+        let fault = Fault::ReservationExceedsLimit {
+            dimension: Dimension::CompletionTokens,
+            wanted: 9000,
+            limit: 1000,
+            format: ErrorFormat::Anthropic,
+        };
+        let response = fault.response();
+        assert_eq!(response.status(), 400);
+        assert_eq!(response.headers()["x-should-retry"], "false");
+        assert!(response.headers().get("retry-after").is_none());
+        let body = body_json(response).await;
+        assert_eq!(body["error"]["type"], "invalid_request_error");
     }
 
     #[tokio::test]

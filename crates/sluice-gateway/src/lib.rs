@@ -20,6 +20,7 @@ pub mod route;
 mod server;
 mod snapshot;
 pub mod telemetry;
+mod tokens;
 mod upstream;
 
 pub use complete::TrackedBody;
@@ -28,17 +29,20 @@ pub use snapshot::{KeyEntry, SnapshotInput};
 pub use upstream::UpstreamSettings;
 
 use crate::admit::{AdmissionOutcome, admit};
-use crate::complete::Completion;
+use crate::complete::{Completion, TokenTap};
 use crate::fault::Fault;
 use crate::snapshot::{ApiRuntime, RoutingSnapshot};
 use crate::telemetry::{Latencies, Outcome};
+use crate::tokens::TokenSettlement;
 use crate::upstream::{Upstream, UpstreamError};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
-use http_body_util::{Either, Full};
+use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
+use sluice_ai::{Operation, UsageChunkFilter, UsageExtractor};
 use sluice_core::{Dimension, Environment, RejectStatus};
+use sluice_limits::Cost;
 use sluice_limits::{Clock, LocalCounters};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -64,6 +68,11 @@ pub struct GatewaySettings {
     pub header_read_timeout: Duration,
     /// Time in-flight requests get to finish on shutdown.
     pub drain_timeout: Duration,
+    /// A response is aborted when the backend sends nothing for this long
+    /// (streams have no total timeout).
+    pub stream_idle_timeout: Duration,
+    /// Largest AI request body read for token accounting (413 above).
+    pub max_ai_request_bytes: usize,
 }
 
 impl Default for GatewaySettings {
@@ -75,6 +84,8 @@ impl Default for GatewaySettings {
             access_log: true,
             header_read_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(30),
+            stream_idle_timeout: Duration::from_secs(60),
+            max_ai_request_bytes: 10 * 1024 * 1024,
         }
     }
 }
@@ -155,9 +166,13 @@ impl Gateway {
                 let usage = env.cell.usage(limit.unit, now);
                 for dimension in Dimension::ALL {
                     let i = dimension.index();
-                    env.telemetry.usage[i].set(usage.used[i] as f64);
-                    if let Some(cap) = limit.caps[i] {
-                        env.telemetry.limit[i].set(cap as f64);
+                    if let (Some(cap), Some(used_gauge), Some(limit_gauge)) = (
+                        limit.caps[i],
+                        &env.telemetry.usage[i],
+                        &env.telemetry.limit[i],
+                    ) {
+                        used_gauge.set(usage.used[i] as f64);
+                        limit_gauge.set(cap as f64);
                     }
                 }
                 reports.push(WindowReport {
@@ -194,6 +209,7 @@ impl Gateway {
             upstream_ms: None,
             log: self.settings.access_log,
             permit: None,
+            tokens: None,
             finished: false,
         };
         // Held across the upstream await: an owned Arc, not a borrow guard.
@@ -230,10 +246,67 @@ impl Gateway {
             return self.api_fault(fault, completion, &request_id, &api, origin.as_ref());
         };
 
+        // Phase 5a (AI APIs): read a metered request's body and plan its tokens.
+        let (mut parts, body) = request.into_parts();
+        let metered = api
+            .definition
+            .ai
+            .as_ref()
+            .map(|ai| (ai, Operation::classify(&parts.method, &rest)))
+            .filter(|(_, operation)| operation.is_metered());
+        let mut plan = None;
+        let body = match metered {
+            None => Either::Left(body),
+            Some((ai, operation)) => {
+                let limited = Limited::new(body, self.settings.max_ai_request_bytes);
+                let bytes = match limited.collect().await {
+                    Ok(collected) => collected.to_bytes(),
+                    Err(error) => {
+                        let fault = if error.downcast_ref::<LengthLimitError>().is_some() {
+                            Fault::RequestTooLarge
+                        } else {
+                            Fault::ClientBody
+                        };
+                        return self.api_fault(
+                            fault,
+                            completion,
+                            &request_id,
+                            &api,
+                            origin.as_ref(),
+                        );
+                    }
+                };
+                let token_plan = tokens::plan(
+                    ai,
+                    &api.definition.throughput.options.tokens,
+                    operation,
+                    bytes,
+                );
+                let forwarded = token_plan.body.clone();
+                plan = Some((ai, operation, token_plan));
+                Either::Right(Full::new(forwarded))
+            }
+        };
+        let cost = plan
+            .as_ref()
+            .map_or(Cost::ONE_REQUEST, |(_, _, plan)| plan.cost);
+        let limit = api.definition.throughput.limit(env.environment);
+        if let Some((dimension, wanted, cap)) = tokens::never_admissible(&cost, &limit.caps) {
+            env.telemetry.refused[dimension.index()].increment(1);
+            let fault = Fault::ReservationExceedsLimit {
+                dimension,
+                wanted,
+                limit: cap,
+                format: admit::error_format(&api),
+            };
+            return self.api_fault(fault, completion, &request_id, &api, origin.as_ref());
+        }
+
         let admission_started = Instant::now();
         let outcome = admit(
             &api,
             env,
+            cost,
             self.clock.now_ms(),
             self.settings.default_reject_status,
         );
@@ -264,9 +337,31 @@ impl Gateway {
             env.telemetry.in_flight.increment(1.0);
             completion.permit = Some((permit, env.telemetry.in_flight.clone()));
         }
+        let reserved_tokens: u64 = admission.map_or(0, |a| a.cost.0[1..].iter().sum());
+        env.telemetry.reserved.increment(reserved_tokens as f64);
+        let settlement = plan.as_ref().map(|(_, _, plan)| TokenSettlement {
+            cell: Arc::clone(&env.cell),
+            admission,
+            unit: limit.unit,
+            clock: Arc::clone(&self.clock),
+            estimate: plan.estimate,
+            telemetry: env.telemetry.clone(),
+        });
 
-        let (parts, body) = request.into_parts();
-        let mut upstream_request = Request::from_parts(parts, Either::Left(body));
+        if let Either::Right(full) = &body {
+            use http_body::Body as _;
+            let length = full.size_hint().exact().unwrap_or(0);
+            parts
+                .headers
+                .insert(http::header::CONTENT_LENGTH, HeaderValue::from(length));
+            // Usage must be readable: ask for an unencoded answer (a backend
+            // that encodes anyway is decoded on the side).
+            parts.headers.insert(
+                http::header::ACCEPT_ENCODING,
+                HeaderValue::from_static("identity"),
+            );
+        }
+        let mut upstream_request = Request::from_parts(parts, body);
         let stamp = admission
             .filter(|_| self.settings.admission_header)
             .and_then(|a| {
@@ -292,6 +387,7 @@ impl Gateway {
             if let Some(admission) = &admission {
                 env.cell.refund(admission);
                 env.telemetry.refunded.increment(1);
+                env.telemetry.reserved.decrement(reserved_tokens as f64);
             }
             return self.api_fault(
                 Fault::BadPath,
@@ -319,8 +415,41 @@ impl Gateway {
                     &mut parts.headers,
                 );
                 completion.status = parts.status.as_u16();
+                let mut filter = None;
+                if let (Some((ai, operation, plan)), Some(settlement)) = (plan, settlement) {
+                    let header = |name| {
+                        parts
+                            .headers
+                            .get(name)
+                            .and_then(|v: &HeaderValue| v.to_str().ok())
+                    };
+                    let mut extractor = UsageExtractor::new(
+                        operation,
+                        ai.custom_usage.as_ref(),
+                        header(http::header::CONTENT_TYPE),
+                        header(http::header::CONTENT_ENCODING),
+                    );
+                    extractor.headers(&parts.headers);
+                    if plan.hide_usage_chunk {
+                        filter = Some(UsageChunkFilter::new());
+                        parts.headers.remove(http::header::CONTENT_LENGTH);
+                    }
+                    completion.tokens = Some(TokenTap {
+                        extractor,
+                        settlement,
+                        model: plan.model,
+                    });
+                }
                 parts.headers.insert("x-request-id", request_id);
-                Response::from_parts(parts, Either::Left(TrackedBody::new(body, completion)))
+                Response::from_parts(
+                    parts,
+                    Either::Left(TrackedBody::new(
+                        body,
+                        completion,
+                        filter,
+                        Some(self.settings.stream_idle_timeout),
+                    )),
+                )
             }
             Err(error) => {
                 let fault = match error {
@@ -328,16 +457,21 @@ impl Gateway {
                         if let Some(admission) = &admission {
                             env.cell.refund(admission);
                             env.telemetry.refunded.increment(1);
+                            env.telemetry.reserved.decrement(reserved_tokens as f64);
                         }
                         Fault::BackendUnreachable
                     }
-                    UpstreamError::Failed => {
+                    UpstreamError::Failed | UpstreamError::Timeout => {
                         env.telemetry.forwarded.increment(1);
-                        Fault::BackendFailed
-                    }
-                    UpstreamError::Timeout => {
-                        env.telemetry.forwarded.increment(1);
-                        Fault::BackendTimeout
+                        // Maybe written, but answered by no usage: debit nothing.
+                        if let Some(settlement) = settlement {
+                            settlement.settle(502, None);
+                        }
+                        if error == UpstreamError::Failed {
+                            Fault::BackendFailed
+                        } else {
+                            Fault::BackendTimeout
+                        }
                     }
                 };
                 let outcome = if error == UpstreamError::Timeout {

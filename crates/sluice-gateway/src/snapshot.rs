@@ -101,7 +101,12 @@ impl RoutingSnapshot {
                     endpoint: definition
                         .endpoint(environment)
                         .and_then(EndpointTarget::new),
-                    telemetry: EnvTelemetry::new(&definition.route, &definition.id, environment),
+                    telemetry: EnvTelemetry::new(
+                        &definition.route,
+                        &definition.id,
+                        environment,
+                        &definition.throughput.limit(environment).caps,
+                    ),
                 }
             });
             let runtime = ApiRuntime {

@@ -23,6 +23,10 @@ pub mod names {
     pub const WINDOW_USAGE: &str = "sluice_backend_window_usage";
     /// Limit of the current window, by dimension.
     pub const WINDOW_LIMIT: &str = "sluice_backend_window_limit";
+    /// Tokens debited, by dimension and source (`reported`, `estimated`).
+    pub const TOKENS: &str = "sluice_backend_tokens_total";
+    /// Tokens reserved by admitted requests that have not completed yet.
+    pub const RESERVED_TOKENS: &str = "sluice_backend_reserved_tokens";
     /// Requests in flight to the backend on this node.
     pub const IN_FLIGHT: &str = "sluice_backend_in_flight";
     /// Requests the gateway answered itself before admission, by reason.
@@ -49,13 +53,24 @@ pub(crate) struct EnvTelemetry {
     pub(crate) refunded: Counter,
     pub(crate) refused: [Counter; 5],
     pub(crate) shadow_refused: [Counter; 5],
-    pub(crate) usage: [Gauge; 4],
-    pub(crate) limit: [Gauge; 4],
+    /// Window gauges, only for the dimensions that have a limit (a `0`
+    /// limit gauge would read "forward nothing").
+    pub(crate) usage: [Option<Gauge>; 4],
+    pub(crate) limit: [Option<Gauge>; 4],
     pub(crate) in_flight: Gauge,
+    /// Token counters by dimension (prompt, completion, total) and source
+    /// (reported, estimated).
+    pub(crate) tokens: [[Counter; 2]; 3],
+    pub(crate) reserved: Gauge,
 }
 
 impl EnvTelemetry {
-    pub(crate) fn new(api: &str, api_id: &str, environment: Environment) -> Self {
+    pub(crate) fn new(
+        api: &str,
+        api_id: &str,
+        environment: Environment,
+        caps: &[Option<u64>; 4],
+    ) -> Self {
         let labels = [
             ("api", api.to_owned()),
             ("api_id", api_id.to_owned()),
@@ -70,9 +85,10 @@ impl EnvTelemetry {
         };
         let by_dimension = |name: &'static str| {
             std::array::from_fn(|index| {
+                caps[index]?;
                 let mut labels = labels.to_vec();
                 labels.push(("dimension", reason_name(index).to_owned()));
-                gauge!(name, &labels)
+                Some(gauge!(name, &labels))
             })
         };
         Self {
@@ -83,6 +99,15 @@ impl EnvTelemetry {
             usage: by_dimension(names::WINDOW_USAGE),
             limit: by_dimension(names::WINDOW_LIMIT),
             in_flight: gauge!(names::IN_FLIGHT, &labels),
+            tokens: std::array::from_fn(|dimension| {
+                ["reported", "estimated"].map(|source| {
+                    let mut labels = labels.to_vec();
+                    labels.push(("dimension", reason_name(dimension + 1).to_owned()));
+                    labels.push(("source", source.to_owned()));
+                    counter!(names::TOKENS, &labels)
+                })
+            }),
+            reserved: gauge!(names::RESERVED_TOKENS, &labels),
         }
     }
 }

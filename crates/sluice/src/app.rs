@@ -162,6 +162,8 @@ fn gateway_settings(config: &Config) -> GatewaySettings {
         access_log: config.access_log,
         header_read_timeout: config.header_read_timeout,
         drain_timeout: config.drain_timeout,
+        stream_idle_timeout: config.stream_idle_timeout,
+        max_ai_request_bytes: config.max_ai_request_bytes,
     }
 }
 

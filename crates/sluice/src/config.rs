@@ -34,6 +34,10 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Stamp forwarded requests with `X-Sluice-Admission`.
     pub admission_header: bool,
+    /// Abort a response when the backend sends nothing for this long.
+    pub stream_idle_timeout: Duration,
+    /// Largest AI request body read for token accounting.
+    pub max_ai_request_bytes: usize,
     /// Log format.
     pub log_format: LogFormat,
     /// Log level filter (`info`, `sluice=debug`, ...).
@@ -111,6 +115,13 @@ struct RawGateway {
     drain_timeout: Duration,
     /// Add `X-Sluice-Admission` to forwarded requests. Default `false`.
     admission_header: bool,
+    /// Abort a response when the backend sends nothing for this long.
+    /// Default `60s`; streams have no total timeout.
+    #[serde(with = "humantime_serde")]
+    stream_idle_timeout: Duration,
+    /// Largest AI request body read for token accounting, in bytes (413
+    /// above). Default 10 MiB.
+    max_ai_request_bytes: usize,
 }
 
 impl Default for RawGateway {
@@ -124,6 +135,8 @@ impl Default for RawGateway {
             header_read_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(30),
             admission_header: false,
+            stream_idle_timeout: Duration::from_secs(60),
+            max_ai_request_bytes: 10 * 1024 * 1024,
         }
     }
 }
@@ -277,6 +290,8 @@ impl Config {
             header_read_timeout: raw.gateway.header_read_timeout,
             drain_timeout: raw.gateway.drain_timeout,
             admission_header: raw.gateway.admission_header,
+            stream_idle_timeout: raw.gateway.stream_idle_timeout,
+            max_ai_request_bytes: raw.gateway.max_ai_request_bytes,
             log_format: raw.log.format,
             log_level: raw.log.level,
             access_log: raw.log.access_log,
