@@ -15,10 +15,12 @@
 
 mod error;
 mod model;
+mod sealed;
 mod sqlite;
 
 pub use error::StoreError;
 pub use model::{AdminUser, ApiKeyRecord, Application, StoredApi, Subscription};
+pub use sealed::{SealedStore, SecretSealer};
 pub use sqlite::SqliteStore;
 
 /// Persistent storage of definitions. Methods block; async callers run them on

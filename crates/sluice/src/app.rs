@@ -6,13 +6,13 @@
 
 use crate::config::{Config, StoreLocation};
 use crate::reload::StoreReloader;
-use crate::secrets::load_pepper;
+use crate::secrets::{load_pepper, load_secrets_key};
 use anyhow::Context;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sluice_admin::{AdminState, Readiness};
 use sluice_gateway::{Gateway, GatewaySettings, UpstreamSettings};
 use sluice_limits::{Clock, SystemClock};
-use sluice_store::{DefinitionStore, SqliteStore};
+use sluice_store::{DefinitionStore, SealedStore, SecretSealer, SqliteStore};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -29,6 +29,9 @@ pub struct StartOptions {
     pub admin_password: Option<String>,
     /// Key pepper (`SLUICE_KEY_PEPPER`); generated into the data directory when absent.
     pub key_pepper: Option<String>,
+    /// Key endpoint secrets are sealed with (`SLUICE_SECRETS_KEY`, 64 hex
+    /// digits); from `[secrets] key_file` or generated when absent.
+    pub secrets_key: Option<String>,
 }
 
 impl Default for StartOptions {
@@ -37,6 +40,7 @@ impl Default for StartOptions {
             clock: Arc::new(SystemClock::new()),
             admin_password: None,
             key_pepper: None,
+            secrets_key: None,
         }
     }
 }
@@ -69,11 +73,25 @@ impl Running {
 /// Start Sluice.
 pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Running> {
     let data_dir = config.store.data_dir();
+    let (secrets_key, created) = load_secrets_key(
+        &data_dir,
+        config.secrets_key_file.as_deref(),
+        options.secrets_key,
+    )
+    .context("secrets.key_file: cannot load the key endpoint credentials are sealed with")?;
+    if let Some(path) = created {
+        tracing::warn!(
+            path = %path.display(),
+            "generated the key that seals endpoint credentials; back it up: without it they cannot be read"
+        );
+    }
+    let sealer = SecretSealer::new(&secrets_key);
     let store: Arc<dyn DefinitionStore> = match &config.store {
-        StoreLocation::Sqlite(path) => Arc::new(
+        StoreLocation::Sqlite(path) => Arc::new(SealedStore::new(
             SqliteStore::open(path)
                 .with_context(|| format!("cannot open the store {}", path.display()))?,
-        ),
+            sealer,
+        )),
     };
     let pepper: Arc<[u8]> = load_pepper(&data_dir, options.key_pepper)?.into();
     let initial_password_file =

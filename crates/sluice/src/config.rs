@@ -44,6 +44,8 @@ pub struct Config {
     pub log_level: String,
     /// One access log line per request.
     pub access_log: bool,
+    /// File holding the key endpoint credentials are sealed with.
+    pub secrets_key_file: Option<PathBuf>,
 }
 
 /// Where definitions live.
@@ -88,6 +90,18 @@ struct RawConfig {
     counters: RawCounters,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    secrets: RawSecrets,
+}
+
+/// `[secrets]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecrets {
+    /// File with the 32-byte key (64 hex digits) endpoint credentials are
+    /// sealed with. Default: `SLUICE_SECRETS_KEY`, else `secrets-key` in the
+    /// data directory, generated on first start.
+    key_file: Option<PathBuf>,
 }
 
 /// `[gateway]`.
@@ -295,6 +309,7 @@ impl Config {
             log_format: raw.log.format,
             log_level: raw.log.level,
             access_log: raw.log.access_log,
+            secrets_key_file: raw.secrets.key_file,
         })
     }
 }

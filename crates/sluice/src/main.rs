@@ -106,6 +106,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let options = StartOptions {
         admin_password: std::env::var("SLUICE_ADMIN_PASSWORD").ok(),
         key_pepper: std::env::var("SLUICE_KEY_PEPPER").ok(),
+        secrets_key: std::env::var("SLUICE_SECRETS_KEY").ok(),
         ..StartOptions::default()
     };
     let running = start(&config, options).await?;
