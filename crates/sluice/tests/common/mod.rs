@@ -134,6 +134,7 @@ impl Sluice {
                 clock,
                 admin_password,
                 key_pepper: Some(KEY_PEPPER.into()),
+                secrets_key: None,
             },
         )
         .await
