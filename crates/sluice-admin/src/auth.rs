@@ -1,4 +1,11 @@
-//! HTTP Basic authentication of admin users.
+//! Authentication of admin users: HTTP Basic credentials or a Publisher UI
+//! session cookie, and the middlewares that guard the API and the UI pages.
+//!
+//! Every route but health, readiness, the login page and the UI's static
+//! assets accepts either. A state-changing request must come from the admin
+//! origin, and one authenticated by the session cookie must also carry the
+//! session's CSRF token (see `csrf`). An unauthenticated API call gets 401;
+//! an unauthenticated page visit is sent to the login page.
 //!
 //! Passwords are stored as argon2id PHC strings. Verifying one is deliberately
 //! slow (tens of milliseconds), so a successful verification is remembered for
@@ -9,15 +16,17 @@
 //! take every core. An unknown user costs as much as a wrong password.
 
 use crate::Shared;
+use crate::csrf;
 use crate::error::AdminError;
+use crate::session::{Session, session_id};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use http::{HeaderMap, header};
+use http::{HeaderMap, Method, header};
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -67,21 +76,139 @@ impl Authenticator {
     }
 }
 
-/// Middleware: let the request through only with an admin user's credentials.
+/// Who a request is authenticated as, and how; handlers find it in the
+/// request's extensions.
+#[derive(Debug, Clone)]
+pub(crate) enum Principal {
+    /// HTTP Basic credentials of an admin user.
+    Basic {
+        /// The admin user.
+        username: String,
+    },
+    /// The Publisher UI's session cookie.
+    Session {
+        /// The session id (from the cookie).
+        id: String,
+        /// The session it names.
+        session: Session,
+    },
+}
+
+impl Principal {
+    /// The admin user's name.
+    pub(crate) fn username(&self) -> &str {
+        match self {
+            Principal::Basic { username } => username,
+            Principal::Session { session, .. } => &session.username,
+        }
+    }
+}
+
+/// Middleware for the API (and `/metrics`): let the request through only
+/// with an admin user's credentials or session, and for a state-changing
+/// request only from the admin origin and, with a session, with its CSRF
+/// token. Refusals are 401 or 403 in WSO2's error shape.
 pub(crate) async fn require_admin(
     State(shared): State<Shared>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
-    match authenticate(&shared, request.headers()).await {
-        Ok(()) => next.run(request).await,
+    match authorize(&shared, request.method(), request.headers()).await {
+        Ok(principal) => {
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
+        Err(error) => {
+            let mut response = error.into_response();
+            if from_script(request.headers()) {
+                // A Basic challenge would make the browser pop up its own
+                // login dialog over the UI; the UI sends its user to the
+                // login page instead.
+                response.headers_mut().remove(header::WWW_AUTHENTICATE);
+            }
+            response
+        }
+    }
+}
+
+/// Middleware for the UI's pages: like [`require_admin`], but an
+/// unauthenticated visitor is redirected (303) to the login page, which
+/// brings them back here afterwards.
+pub(crate) async fn require_admin_page(
+    State(shared): State<Shared>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    match authorize(&shared, request.method(), request.headers()).await {
+        Ok(principal) => {
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
+        Err(AdminError::Unauthenticated) => {
+            let here = request
+                .uri()
+                .path_and_query()
+                .map_or("/publisher", |p| p.as_str());
+            Redirect::to(&crate::ui::login_location(here)).into_response()
+        }
         Err(error) => error.into_response(),
     }
 }
 
-async fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<(), AdminError> {
-    let (username, password) = basic_credentials(headers).ok_or(AdminError::Unauthenticated)?;
-    let name = username.clone();
+async fn authorize(
+    shared: &Shared,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Principal, AdminError> {
+    let principal = authenticate(shared, headers).await?;
+    if csrf::is_state_changing(method) {
+        if let Some(reason) = csrf::cross_origin(headers) {
+            return Err(AdminError::Forbidden(format!(
+                "cross-origin request refused: {reason}"
+            )));
+        }
+        if let Principal::Session { session, .. } = &principal
+            && !csrf::token_matches(headers, &session.csrf_token)
+        {
+            return Err(AdminError::Forbidden(format!(
+                "a change made with a session must carry the session's token in {}",
+                csrf::CSRF_HEADER
+            )));
+        }
+    }
+    Ok(principal)
+}
+
+/// Basic credentials when the request has an `Authorization` header (and
+/// then only those), else the session cookie.
+async fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Principal, AdminError> {
+    if headers.contains_key(header::AUTHORIZATION) {
+        let (username, password) = basic_credentials(headers).ok_or(AdminError::Unauthenticated)?;
+        return if verify_credentials(shared, &username, password).await? {
+            Ok(Principal::Basic { username })
+        } else {
+            Err(AdminError::Unauthenticated)
+        };
+    }
+    let id = session_id(headers).ok_or(AdminError::Unauthenticated)?;
+    let session = shared
+        .sessions
+        .touch(id, Instant::now())
+        .ok_or(AdminError::Unauthenticated)?;
+    Ok(Principal::Session {
+        id: id.to_owned(),
+        session,
+    })
+}
+
+/// Whether `password` is `username`'s (an admin user's). Slow (argon2) unless
+/// recently verified; an unknown user costs as much as a wrong password.
+pub(crate) async fn verify_credentials(
+    shared: &Shared,
+    username: &str,
+    password: String,
+) -> Result<bool, AdminError> {
+    let name = username.to_owned();
     let user = shared
         .read(move |store| store.get_admin_user(&name))
         .await?;
@@ -89,18 +216,27 @@ async fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<(), AdminE
         // Spend the same effort as for a known user, so timing does not tell
         // which user names exist.
         verify_bounded(shared, password, None).await?;
-        return Err(AdminError::Unauthenticated);
+        return Ok(false);
     };
-    let fingerprint = fingerprint(&username, &password, &user.password_hash);
+    let fingerprint = fingerprint(username, &password, &user.password_hash);
     if shared.auth.recently_verified(&fingerprint, Instant::now()) {
-        return Ok(());
+        return Ok(true);
     }
     if verify_bounded(shared, password, Some(user.password_hash)).await? {
         shared.auth.remember(fingerprint, Instant::now());
-        Ok(())
+        Ok(true)
     } else {
-        Err(AdminError::Unauthenticated)
+        Ok(false)
     }
+}
+
+/// A request made by a page's script (`fetch`), not a navigation: browsers
+/// say so in `Sec-Fetch-Mode`.
+fn from_script(headers: &HeaderMap) -> bool {
+    headers
+        .get("sec-fetch-mode")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|mode| mode != "navigate")
 }
 
 /// Verify on a blocking thread, at most [`CONCURRENT_VERIFICATIONS`] at once;

@@ -28,6 +28,10 @@ pub(crate) enum AdminError {
     /// No valid admin credentials (401).
     #[error("valid admin credentials are required")]
     Unauthenticated,
+    /// Authenticated, but the request may not do this: a cross-origin change,
+    /// or a session's change without its CSRF token (403).
+    #[error("{0}")]
+    Forbidden(String),
     /// The thing named does not exist (404). `field` names the request field
     /// that pointed at it, when one did.
     #[error("{what} not found")]
@@ -73,6 +77,7 @@ impl AdminError {
             AdminError::Invalid(_) | AdminError::MalformedBody(_) => StatusCode::BAD_REQUEST,
             AdminError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AdminError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            AdminError::Forbidden(_) => StatusCode::FORBIDDEN,
             AdminError::NotFound { .. } | AdminError::NoRoute => StatusCode::NOT_FOUND,
             AdminError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AdminError::Conflict(_) => StatusCode::CONFLICT,

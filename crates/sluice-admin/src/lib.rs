@@ -1,6 +1,7 @@
 //! Sluice's admin listener: the Publisher REST API (APIs), the DevPortal REST
 //! API (applications, subscriptions, API keys), the OpenAPI document, metrics
-//! and health endpoints, and the first admin user.
+//! and health endpoints, the Publisher web UI and its sessions, and the first
+//! admin user.
 //!
 //! [`router`] assembles the routes; the binary serves it on the admin address.
 //! The contract is DESIGN section 7: WSO2's paths, field names, list and error
@@ -12,6 +13,7 @@
 
 mod auth;
 mod bootstrap;
+mod csrf;
 mod devportal;
 pub mod dto;
 mod error;
@@ -21,6 +23,8 @@ mod openapi;
 mod paging;
 mod publisher;
 mod secrets;
+mod session;
+mod ui;
 
 use axum::Router;
 use axum::middleware;
@@ -68,12 +72,17 @@ pub struct Readiness {
     pub detail: serde_json::Value,
 }
 
-/// The admin listener's routes. Everything but `/healthz` and `/readyz`
-/// requires HTTP Basic credentials of an admin user.
+/// The admin listener's routes. Everything but `/healthz`, `/readyz`, the
+/// UI's login page and its static files requires an admin user: HTTP Basic
+/// credentials or a Publisher UI session (see `auth`).
 pub fn router(state: AdminState) -> Router {
     let shared = Shared {
         admin: state,
         auth: Arc::new(auth::Authenticator::default()),
+        sessions: Arc::new(session::SessionStore::default()),
+        logins: Arc::new(ui::LoginLimiter::default()),
+        // The admin listener serves plain HTTP until it gets TLS settings.
+        secure_cookies: false,
     };
     let authenticated = Router::new()
         .route(
@@ -121,6 +130,7 @@ pub fn router(state: AdminState) -> Router {
         ));
     Router::new()
         .merge(authenticated)
+        .merge(ui::router(shared.clone()))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(|| async { AdminError::NoRoute })
@@ -133,6 +143,12 @@ pub fn router(state: AdminState) -> Router {
 struct Shared {
     admin: AdminState,
     auth: Arc<auth::Authenticator>,
+    /// Publisher UI sessions.
+    sessions: Arc<session::SessionStore>,
+    /// Failed UI logins per user name.
+    logins: Arc<ui::LoginLimiter>,
+    /// Whether session cookies get `Secure` (the listener serves TLS).
+    secure_cookies: bool,
 }
 
 impl Shared {

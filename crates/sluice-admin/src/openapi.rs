@@ -26,7 +26,9 @@ const BASIC_AUTH: &str = "basicAuth";
         description = "Publisher (APIs) and DevPortal (applications, subscriptions, API keys) \
             REST APIs of Sluice, in the shape of WSO2 API Manager's Publisher v4 and DevPortal v3 \
             APIs, plus metrics and health endpoints. Every operation except `/healthz` and \
-            `/readyz` needs HTTP Basic credentials of an admin user. Errors use WSO2's error shape."
+            `/readyz` needs HTTP Basic credentials of an admin user (the Publisher UI's session \
+            cookie works too; a change made with it must carry the session's `X-CSRF-Token`). \
+            Errors use WSO2's error shape."
     ),
     paths(
         publisher::list_apis,

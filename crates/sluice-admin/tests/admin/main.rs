@@ -9,3 +9,4 @@ mod health;
 mod openapi_contract;
 mod publisher;
 mod support;
+mod ui;
