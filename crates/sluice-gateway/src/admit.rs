@@ -1,6 +1,7 @@
 //! Phase 5, admit: the Maximum Backend Throughput decision for one
 //! (API, environment): the in-flight cap first, then every limited dimension
-//! of the current window at once.
+//! of the current window at once (the token dimensions only for the
+//! operations a provider meters).
 //!
 //! Shadow mode decides the same way but forwards what it would refuse,
 //! uncounted, and reports it.
@@ -9,7 +10,7 @@ use crate::fault::Throttled;
 use crate::snapshot::{ApiRuntime, EnvRuntime};
 use crate::telemetry::IN_FLIGHT_REASON;
 use http::StatusCode;
-use sluice_core::{ErrorFormat, RejectStatus};
+use sluice_core::{Dimension, ErrorFormat, RejectStatus};
 use sluice_limits::{Admission, Cost, Decision, InFlightPermit};
 
 /// What admission decided.
@@ -23,18 +24,28 @@ pub(crate) enum AdmissionOutcome {
     ShadowRefused { permit: Option<InFlightPermit> },
     /// Refuse with this answer.
     Refused(Throttled),
+    /// The shared counters are unreachable and the policy refuses.
+    Unavailable,
 }
 
-pub(crate) fn admit(
+pub(crate) async fn admit(
     api: &ApiRuntime,
     env: &EnvRuntime,
     cost: Cost,
+    metered: bool,
     now_ms: u64,
     default_status: RejectStatus,
 ) -> AdmissionOutcome {
     let throughput = &api.definition.throughput;
     let options = &throughput.options;
-    let limit = throughput.limit(env.environment);
+    let mut limit = *throughput.limit(env.environment);
+    if !metered {
+        // Token limits apply to the operations a provider meters; any other
+        // request counts against the request limit only (DESIGN section 5),
+        // even once the window's tokens are spent.
+        limit.caps[Dimension::PromptTokens.index()..].fill(None);
+    }
+    let limit = &limit;
     let format = error_format(api);
     // A provider's SDK only surfaces a 429 as its rate-limit error.
     let default_status = match format {
@@ -72,11 +83,15 @@ pub(crate) fn admit(
             permit,
         };
     }
-    match env.cell.admit(limit, cost, now_ms) {
+    match env.budget.admit(limit, cost, now_ms).await {
         Decision::Admitted(admission) => AdmissionOutcome::Admitted {
             admission: Some(admission),
             permit,
         },
+        Decision::Unavailable { .. } if options.shadow => {
+            AdmissionOutcome::ShadowRefused { permit }
+        }
+        Decision::Unavailable { .. } => AdmissionOutcome::Unavailable,
         Decision::Refused(refusal) if options.shadow => {
             env.telemetry.shadow_refused[refusal.dimension.index()].increment(1);
             AdmissionOutcome::ShadowRefused { permit }

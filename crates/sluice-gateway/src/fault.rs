@@ -27,6 +27,8 @@ pub(crate) enum Fault {
     BackendFailed,
     /// The backend did not answer in time.
     BackendTimeout,
+    /// The shared counters are unreachable and the policy is fail-closed.
+    CountersUnavailable,
     /// An AI request body larger than the gateway reads.
     RequestTooLarge,
     /// The client's request body could not be read.
@@ -102,6 +104,12 @@ impl Fault {
                 "Connection timed out",
                 "The backend did not answer in time".into(),
             ),
+            Fault::CountersUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                900953,
+                "Backend Throughput Unavailable",
+                "The shared throughput counters are unreachable and this gateway refuses rather than risk exceeding the backend's limit".into(),
+            ),
             Fault::RequestTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 900950,
@@ -138,6 +146,7 @@ impl Fault {
             Fault::BackendUnreachable => "backend_unreachable",
             Fault::BackendFailed => "backend_failed",
             Fault::BackendTimeout => "backend_timeout",
+            Fault::CountersUnavailable => "counters_unavailable",
             Fault::RequestTooLarge => "request_too_large",
             Fault::ClientBody => "client_body",
             Fault::ReservationExceedsLimit { .. } => "reservation_exceeds_limit",
@@ -161,6 +170,11 @@ impl Fault {
             return response;
         }
         let mut response = fault_response(status, code, message, &description);
+        if matches!(self, Fault::CountersUnavailable) {
+            response
+                .headers_mut()
+                .insert("x-should-retry", HeaderValue::from_static("false"));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

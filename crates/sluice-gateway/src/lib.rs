@@ -43,7 +43,7 @@ use hyper::body::Incoming;
 use sluice_ai::{Operation, UsageChunkFilter, UsageExtractor};
 use sluice_core::{Dimension, Environment, RejectStatus};
 use sluice_limits::Cost;
-use sluice_limits::{Clock, LocalCounters};
+use sluice_limits::{Clock, Counters};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -112,7 +112,7 @@ pub struct WindowReport {
 /// The gateway: routing snapshot, counters, upstream client.
 pub struct Gateway {
     snapshot: ArcSwap<RoutingSnapshot>,
-    counters: LocalCounters,
+    counters: Counters,
     clock: Arc<dyn Clock>,
     upstream: Upstream,
     latencies: Latencies,
@@ -122,16 +122,26 @@ pub struct Gateway {
 
 impl Gateway {
     /// A gateway with no APIs; `pepper` is the server secret keys are digested with.
-    pub fn new(settings: GatewaySettings, clock: Arc<dyn Clock>, pepper: Arc<[u8]>) -> Arc<Self> {
+    pub fn new(
+        settings: GatewaySettings,
+        clock: Arc<dyn Clock>,
+        pepper: Arc<[u8]>,
+        counters: Counters,
+    ) -> Arc<Self> {
         Arc::new(Self {
             snapshot: ArcSwap::from_pointee(RoutingSnapshot::default()),
-            counters: LocalCounters::new(),
+            counters,
             clock,
             upstream: Upstream::new(&settings.upstream),
             latencies: Latencies::new(),
             settings,
             pepper,
         })
+    }
+
+    /// The counters the gateway admits with.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
     }
 
     /// The settings the gateway runs with.
@@ -163,7 +173,7 @@ impl Gateway {
                 if limit.is_unlimited() {
                     continue;
                 }
-                let usage = env.cell.usage(limit.unit, now);
+                let usage = env.budget.usage(limit.unit, now);
                 for dimension in Dimension::ALL {
                     let i = dimension.index();
                     if let (Some(cap), Some(used_gauge), Some(limit_gauge)) = (
@@ -307,9 +317,11 @@ impl Gateway {
             &api,
             env,
             cost,
+            plan.is_some(),
             self.clock.now_ms(),
             self.settings.default_reject_status,
-        );
+        )
+        .await;
         let admission_seconds = admission_started.elapsed().as_secs_f64();
         let (admission, permit) = match outcome {
             AdmissionOutcome::Admitted { admission, permit } => {
@@ -323,6 +335,17 @@ impl Gateway {
                     .admission(env.environment, Outcome::Other, admission_seconds);
                 completion.decision = "shadow_refused";
                 (None, permit)
+            }
+            AdmissionOutcome::Unavailable => {
+                self.latencies
+                    .admission(env.environment, Outcome::Refused, admission_seconds);
+                return self.api_fault(
+                    Fault::CountersUnavailable,
+                    completion,
+                    &request_id,
+                    &api,
+                    origin.as_ref(),
+                );
             }
             AdmissionOutcome::Refused(throttled) => {
                 self.latencies
@@ -340,7 +363,7 @@ impl Gateway {
         let reserved_tokens: u64 = admission.map_or(0, |a| a.cost.0[1..].iter().sum());
         env.telemetry.reserved.increment(reserved_tokens as f64);
         let settlement = plan.as_ref().map(|(_, _, plan)| TokenSettlement {
-            cell: Arc::clone(&env.cell),
+            budget: env.budget.clone(),
             admission,
             unit: limit.unit,
             clock: Arc::clone(&self.clock),
@@ -385,7 +408,7 @@ impl Gateway {
         );
         if prepared.is_err() {
             if let Some(admission) = &admission {
-                env.cell.refund(admission);
+                env.budget.refund(admission);
                 env.telemetry.refunded.increment(1);
                 env.telemetry.reserved.decrement(reserved_tokens as f64);
             }
@@ -455,7 +478,7 @@ impl Gateway {
                 let fault = match error {
                     UpstreamError::NotSent => {
                         if let Some(admission) = &admission {
-                            env.cell.refund(admission);
+                            env.budget.refund(admission);
                             env.telemetry.refunded.increment(1);
                             env.telemetry.reserved.decrement(reserved_tokens as f64);
                         }

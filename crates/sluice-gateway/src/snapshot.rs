@@ -12,7 +12,7 @@ use http::uri::{Authority, Scheme};
 use http::{HeaderName, HeaderValue};
 use sluice_core::api_key::KeyDigest;
 use sluice_core::{ApiDefinition, EndpointCredential, Environment, KeyType};
-use sluice_limits::{CounterCell, InFlight, LocalCounters};
+use sluice_limits::{Budget, Counters, InFlight};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -64,7 +64,7 @@ pub(crate) struct ApiRuntime {
 /// One environment of an API.
 pub(crate) struct EnvRuntime {
     pub(crate) environment: Environment,
-    pub(crate) cell: Arc<CounterCell>,
+    pub(crate) budget: Budget,
     pub(crate) in_flight: Arc<InFlight>,
     pub(crate) endpoint: Option<EndpointTarget>,
     pub(crate) telemetry: EnvTelemetry,
@@ -82,7 +82,7 @@ pub(crate) struct EndpointTarget {
 }
 
 impl RoutingSnapshot {
-    pub(crate) fn build(input: SnapshotInput, counters: &LocalCounters) -> Self {
+    pub(crate) fn build(input: SnapshotInput, counters: &Counters) -> Self {
         let mut subscribers: HashMap<&str, HashSet<String>> = HashMap::new();
         for (application, api) in &input.subscriptions {
             subscribers
@@ -93,10 +93,10 @@ impl RoutingSnapshot {
         let mut routes = RouteTable::default();
         for definition in &input.apis {
             let environments = Environment::ALL.map(|environment| {
-                let (cell, in_flight) = counters.get(&definition.id, environment);
+                let (budget, in_flight) = counters.get(&definition.id, environment);
                 EnvRuntime {
                     environment,
-                    cell,
+                    budget,
                     in_flight,
                     endpoint: definition
                         .endpoint(environment)

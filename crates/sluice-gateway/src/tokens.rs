@@ -14,7 +14,7 @@ use sluice_ai::{
     rewrite_request,
 };
 use sluice_core::{AiApi, Dimension, PromptEstimate, TimeUnit, TokenAdmission, TokenOptions};
-use sluice_limits::{Admission, Clock, Cost, CounterCell};
+use sluice_limits::{Admission, Budget, Clock, Cost};
 use std::sync::Arc;
 
 /// What admission counts for one metered request, and the body to forward.
@@ -119,7 +119,7 @@ impl UsageSource {
 
 /// Settles one admitted request's tokens when it completes.
 pub(crate) struct TokenSettlement {
-    pub(crate) cell: Arc<CounterCell>,
+    pub(crate) budget: Budget,
     /// `None` when nothing was counted (unlimited, or shadow-refused).
     pub(crate) admission: Option<Admission>,
     pub(crate) unit: TimeUnit,
@@ -148,7 +148,7 @@ impl TokenSettlement {
             }
         };
         if let Some(admission) = &self.admission {
-            self.cell
+            self.budget
                 .settle(admission, actual, self.unit, self.clock.now_ms());
             let reserved: u64 = admission.cost.0[1..].iter().sum();
             self.telemetry.reserved.decrement(reserved as f64);

@@ -128,6 +128,20 @@ impl CounterCell {
         }
     }
 
+    /// The current window's counts, and zero them (after they have been
+    /// handed to the shared store).
+    pub fn drain(&self, unit: TimeUnit, now_ms: u64) -> WindowUsage {
+        let mut state = self.state.lock();
+        state.roll(unit, now_ms);
+        let usage = WindowUsage {
+            unit: state.unit,
+            window_index: state.index,
+            used: state.used,
+        };
+        state.used = [0; 4];
+        usage
+    }
+
     /// The current window's counts as of `now_ms` for `unit`.
     pub fn usage(&self, unit: TimeUnit, now_ms: u64) -> WindowUsage {
         let mut state = self.state.lock();
@@ -277,7 +291,7 @@ mod tests {
     fn admit_ok(cell: &CounterCell, limit: &EnvironmentLimit, cost: Cost, now: u64) -> Admission {
         match cell.admit(limit, cost, now) {
             Decision::Admitted(admission) => admission,
-            Decision::Refused(refusal) => panic!("refused: {refusal:?}"),
+            other => panic!("not admitted: {other:?}"),
         }
     }
 

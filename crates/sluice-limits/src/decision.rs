@@ -23,6 +23,12 @@ pub enum Decision {
     Admitted(Admission),
     /// Do not forward it.
     Refused(Refusal),
+    /// The shared counters are unreachable and the policy is to refuse
+    /// (`fail-closed`); retrying soon is pointless.
+    Unavailable {
+        /// A hint of when the store may be back, in milliseconds.
+        retry_after_ms: u64,
+    },
 }
 
 /// A granted admission: which window it was counted in, and for how much.

@@ -10,14 +10,17 @@
 
 #![forbid(unsafe_code)]
 
+mod budget;
 mod cell;
 mod clock;
 mod decision;
 mod in_flight;
+pub mod redis;
 mod registry;
 
+pub use budget::Budget;
 pub use cell::{CounterCell, WindowUsage};
 pub use clock::{Clock, FakeClock, SystemClock};
 pub use decision::{Admission, Cost, Decision, Refusal};
 pub use in_flight::{InFlight, InFlightPermit};
-pub use registry::{BudgetState, CounterKey, LocalCounters};
+pub use registry::{BudgetState, CounterKey, Counters, LocalCounters};

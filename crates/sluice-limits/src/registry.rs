@@ -5,7 +5,8 @@
 //! window with the count it already has); cells of deleted APIs are dropped
 //! by [`LocalCounters::retain`].
 
-use crate::{CounterCell, InFlight};
+use crate::redis::RedisCounters;
+use crate::{Budget, CounterCell, InFlight};
 use parking_lot::Mutex;
 use sluice_core::Environment;
 use std::collections::HashMap;
@@ -52,6 +53,55 @@ impl LocalCounters {
     /// True when no cell is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// Where this node's budgets are counted.
+#[derive(Debug)]
+pub enum Counters {
+    /// On this node only.
+    Local(LocalCounters),
+    /// In Redis, shared by the cluster.
+    Redis(RedisCounters),
+}
+
+impl Counters {
+    /// The budget and in-flight gauge of `(api_id, environment)`.
+    pub fn get(&self, api_id: &str, environment: Environment) -> (Budget, Arc<InFlight>) {
+        match self {
+            Counters::Local(local) => {
+                let (cell, in_flight) = local.get(api_id, environment);
+                (Budget::Local(cell), in_flight)
+            }
+            Counters::Redis(redis) => {
+                let (shared, in_flight) = redis.get(api_id, environment);
+                (Budget::Shared(shared), in_flight)
+            }
+        }
+    }
+
+    /// Drop the budgets whose API is no longer published.
+    pub fn retain(&self, live: impl FnMut(&str) -> bool) {
+        match self {
+            Counters::Local(local) => local.retain(live),
+            Counters::Redis(redis) => redis.retain(live),
+        }
+    }
+
+    /// A short name for health output: `local` or `redis`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Counters::Local(_) => "local",
+            Counters::Redis(_) => "redis",
+        }
+    }
+
+    /// True while shared counters are unreachable (the failure policy applies).
+    pub fn degraded(&self) -> bool {
+        match self {
+            Counters::Local(_) => false,
+            Counters::Redis(redis) => redis.degraded(),
+        }
     }
 }
 

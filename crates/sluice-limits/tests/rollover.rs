@@ -89,6 +89,7 @@ proptest! {
                     prop_assert_eq!(refusal.window_end_ms, (now / 1_000 + 1) * 1_000);
                     prop_assert!(refusal.retry_after_ms >= 1 && refusal.retry_after_ms <= 1_000);
                 }
+                Decision::Unavailable { .. } => prop_assert!(false, "a local cell is always available"),
             }
         }
         for (window, count) in arrivals {

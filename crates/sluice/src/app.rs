@@ -11,7 +11,8 @@ use anyhow::Context;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sluice_admin::{AdminState, Readiness};
 use sluice_gateway::{Gateway, GatewaySettings, UpstreamSettings};
-use sluice_limits::{Clock, SystemClock};
+use sluice_limits::redis::RedisCounters;
+use sluice_limits::{Clock, Counters, LocalCounters, SystemClock};
 use sluice_store::{DefinitionStore, SealedStore, SecretSealer, SqliteStore};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -66,6 +67,9 @@ impl Running {
         let _ = self.shutdown.send(true);
         self.gateway_task.await.context("gateway task")??;
         self.admin_task.await.context("admin task")??;
+        if let Counters::Redis(redis) = self.gateway.counters() {
+            redis.leave().await;
+        }
         Ok(())
     }
 }
@@ -99,7 +103,19 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Run
             .context("cannot create the first admin user")?;
 
     let metrics = metrics_handle();
-    let gateway = Gateway::new(gateway_settings(config), options.clock, Arc::clone(&pepper));
+    let counters = match &config.redis {
+        None => Counters::Local(LocalCounters::new()),
+        Some(settings) => Counters::Redis(
+            RedisCounters::start(settings.clone(), Arc::clone(&options.clock))
+                .context("cannot set up the Redis counters")?,
+        ),
+    };
+    let gateway = Gateway::new(
+        gateway_settings(config),
+        options.clock,
+        Arc::clone(&pepper),
+        counters,
+    );
     let reloader = Arc::new(StoreReloader {
         store: Arc::clone(&store),
         gateway: Arc::clone(&gateway),
@@ -136,7 +152,8 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Run
                     ready: store_ok,
                     detail: serde_json::json!({
                         "store": if store_ok { "ok" } else { "unavailable" },
-                        "counters": "local",
+                        "counters": gateway.counters().kind(),
+                        "counters_degraded": gateway.counters().degraded(),
                         "apis": gateway.route_count(),
                     }),
                 }

@@ -7,6 +7,7 @@
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use sluice_core::RejectStatus;
+use sluice_limits::redis::{FailurePolicy, RedisSettings, Strategy};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,6 +21,8 @@ pub struct Config {
     pub admin_listen: SocketAddr,
     /// Where definitions are stored.
     pub store: StoreLocation,
+    /// Redis counters; `None` counts on this node.
+    pub redis: Option<RedisSettings>,
     /// Status of a throttled answer when an API does not choose (503 or 429).
     pub reject_status: RejectStatus,
     /// Upstream connect timeout.
@@ -206,20 +209,96 @@ impl Default for RawCounters {
     }
 }
 
-/// `[counters.redis]`, accepted so that a cluster config file is checked,
-/// refused at start until Redis counters are available.
+/// `[counters.redis]`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
+#[serde(deny_unknown_fields, default)]
 struct RawRedis {
-    url: Option<String>,
+    /// `redis://[user:password@]host:port[/db]`. Default `redis://127.0.0.1:6379`.
+    url: String,
+    /// Seed nodes of a Redis Cluster; when set, `url` is not used.
     urls: Option<Vec<String>>,
-    strategy: Option<String>,
-    #[serde(default, with = "humantime_serde")]
-    timeout: Option<Duration>,
-    on_failure: Option<String>,
-    min_nodes: Option<u32>,
-    key_prefix: Option<String>,
+    /// `exact` (one script call per admission).
+    strategy: String,
+    /// One deadline for all Redis work of one admission. Default `25ms`.
+    #[serde(with = "humantime_serde")]
+    timeout: Duration,
+    /// `local-share` (default), `fail-open` or `fail-closed`.
+    on_failure: String,
+    /// Floor for the live-node count. Default 1.
+    min_nodes: u64,
+    /// Prefix of every key. Default `sluice`.
+    key_prefix: String,
+}
+
+impl Default for RawRedis {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379".into(),
+            urls: None,
+            strategy: "exact".into(),
+            timeout: Duration::from_millis(25),
+            on_failure: "local-share".into(),
+            min_nodes: 1,
+            key_prefix: "sluice".into(),
+        }
+    }
+}
+
+impl RawRedis {
+    fn validate(self) -> anyhow::Result<RedisSettings> {
+        let strategy = match self.strategy.as_str() {
+            "exact" => Strategy::Exact,
+            "leased" => bail!(
+                "counters.redis.strategy: \"leased\" is not available in this version of Sluice; use \"exact\""
+            ),
+            other => {
+                bail!("counters.redis.strategy: unknown strategy {other:?}; expected \"exact\"")
+            }
+        };
+        let on_failure = match self.on_failure.as_str() {
+            "local-share" => FailurePolicy::LocalShare,
+            "fail-open" => FailurePolicy::FailOpen,
+            "fail-closed" => FailurePolicy::FailClosed,
+            other => bail!(
+                "counters.redis.on_failure: unknown policy {other:?}; expected \"local-share\", \"fail-open\" or \"fail-closed\""
+            ),
+        };
+        if self.timeout.is_zero() {
+            bail!("counters.redis.timeout: must be more than 0");
+        }
+        if self.min_nodes == 0 {
+            bail!("counters.redis.min_nodes: must be at least 1");
+        }
+        if self.key_prefix.is_empty() || self.key_prefix.contains(['{', '}']) {
+            bail!("counters.redis.key_prefix: must be non-empty and without braces");
+        }
+        let (urls, cluster) = match self.urls {
+            Some(urls) if urls.is_empty() => {
+                bail!("counters.redis.urls: list at least one seed node")
+            }
+            Some(urls) => (urls, true),
+            None => (vec![self.url], false),
+        };
+        for url in &urls {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                bail!("counters.redis.url: {url:?} must start with redis:// or rediss://");
+            }
+            if url.starts_with("rediss://") {
+                bail!(
+                    "counters.redis.url: TLS (rediss://) is not available in this version of Sluice"
+                );
+            }
+        }
+        Ok(RedisSettings {
+            urls,
+            cluster,
+            strategy,
+            timeout: self.timeout,
+            on_failure,
+            min_nodes: self.min_nodes,
+            key_prefix: self.key_prefix,
+        })
+    }
 }
 
 /// `[log]`.
@@ -266,16 +345,13 @@ impl Config {
     fn from_raw(raw: RawConfig) -> anyhow::Result<Self> {
         let reject_status = RejectStatus::from_code(u64::from(raw.gateway.reject_status))
             .ok_or_else(|| anyhow::anyhow!("gateway.reject_status: must be 503 or 429"))?;
-        match raw.counters.backend.as_str() {
-            "local" => {}
-            "redis" => bail!(
-                "counters.backend: \"redis\" is not available in this version of Sluice; use \"local\""
-            ),
+        let redis = match raw.counters.backend.as_str() {
+            "local" => None,
+            "redis" => Some(raw.counters.redis.unwrap_or_default().validate()?),
             other => bail!(
                 "counters.backend: unknown backend {other:?}; expected \"local\" or \"redis\""
             ),
-        }
-        let _ = raw.counters.redis;
+        };
         if raw.gateway.listen == raw.admin.listen && raw.gateway.listen.port() != 0 {
             bail!("admin.listen: must differ from gateway.listen");
         }
@@ -297,6 +373,7 @@ impl Config {
             gateway_listen: raw.gateway.listen,
             admin_listen: raw.admin.listen,
             store: parse_store_url(&raw.store.url)?,
+            redis,
             reject_status,
             connect_timeout: raw.gateway.connect_timeout,
             first_byte_timeout: raw.gateway.first_byte_timeout,
@@ -397,11 +474,37 @@ mod tests {
     }
 
     #[test]
-    fn redis_counters_are_refused_until_available() {
-        let error = Config::parse(
-            "[counters]\nbackend = \"redis\"\n[counters.redis]\nurl = \"redis://127.0.0.1:6379\"\n",
+    fn reads_redis_counters() {
+        let config = Config::parse(
+            "[counters]\nbackend = \"redis\"\n[counters.redis]\nurl = \"redis://127.0.0.1:7000\"\non_failure = \"fail-closed\"\ntimeout = \"40ms\"\n",
+        )
+        .unwrap();
+        let redis = config.redis.unwrap();
+        assert_eq!(redis.urls, ["redis://127.0.0.1:7000"]);
+        assert_eq!(redis.on_failure, FailurePolicy::FailClosed);
+        assert_eq!(redis.timeout, Duration::from_millis(40));
+        assert!(!redis.cluster);
+        let cluster = Config::parse(
+            "[counters]\nbackend = \"redis\"\n[counters.redis]\nurls = [\"redis://a:7000\", \"redis://b:7001\"]\n",
+        )
+        .unwrap();
+        assert!(cluster.redis.unwrap().cluster);
+    }
+
+    #[test]
+    fn bad_redis_settings_name_the_key() {
+        let policy = Config::parse(
+            "[counters]\nbackend = \"redis\"\n[counters.redis]\non_failure = \"retry\"\n",
         )
         .unwrap_err();
-        assert!(error.to_string().contains("counters.backend"), "{error}");
+        assert!(
+            policy.to_string().contains("counters.redis.on_failure"),
+            "{policy}"
+        );
+        let url = Config::parse(
+            "[counters]\nbackend = \"redis\"\n[counters.redis]\nurl = \"http://x\"\n",
+        )
+        .unwrap_err();
+        assert!(url.to_string().contains("counters.redis.url"), "{url}");
     }
 }

@@ -1,0 +1,204 @@
+//! The connection to Redis (one server, or a Redis Cluster) and the typed
+//! calls of the scripts.
+//!
+//! Connecting happens off the request path: a request that finds no
+//! connection fails at once (and the failure policy answers it) while a
+//! background attempt connects. `EVALSHA` falls back to `EVAL` by itself
+//! when a failover lost the script cache (`NOSCRIPT`).
+
+use super::RedisSettings;
+use super::scripts::{ADMIT, HEARTBEAT, RECOVER, SETTLE};
+use crate::{Admission, Cost};
+use parking_lot::Mutex;
+use redis::aio::ConnectionManager;
+use redis::cluster_async::ClusterConnection;
+use redis::{RedisError, RedisResult, Script};
+use sluice_core::{Dimension, TimeUnit};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+enum Target {
+    Single(redis::Client),
+    Cluster(redis::cluster::ClusterClient),
+}
+
+/// A lazily made, shared connection.
+pub(crate) struct Connection {
+    target: Target,
+    conn: Mutex<Option<Conn>>,
+    connecting: Arc<AtomicBool>,
+}
+
+/// The answer of the admission script.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AdmitReply {
+    pub(crate) refused: Option<Dimension>,
+    pub(crate) window: u64,
+    pub(crate) window_end_ms: u64,
+    pub(crate) now_ms: u64,
+    pub(crate) used: [u64; 4],
+}
+
+fn not_connected() -> RedisError {
+    RedisError::from((redis::ErrorKind::IoError, "not connected to Redis yet"))
+}
+
+impl Connection {
+    pub(crate) fn new(settings: &RedisSettings) -> Result<Self, String> {
+        let target = if settings.cluster {
+            let client = redis::cluster::ClusterClient::builder(settings.urls.clone())
+                .connection_timeout(Duration::from_secs(1))
+                .response_timeout(Duration::from_secs(1))
+                .build()
+                .map_err(|e| format!("invalid Redis Cluster URLs: {e}"))?;
+            Target::Cluster(client)
+        } else {
+            let url = settings
+                .urls
+                .first()
+                .ok_or_else(|| "url: a Redis URL is required".to_owned())?;
+            Target::Single(redis::Client::open(url.as_str()).map_err(|e| format!("url: {e}"))?)
+        };
+        Ok(Self {
+            target,
+            conn: Mutex::new(None),
+            connecting: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// The connection, or an error at once while none is made yet.
+    fn current(&self) -> RedisResult<Conn> {
+        self.conn.lock().clone().ok_or_else(not_connected)
+    }
+
+    /// Make the connection (background task and heartbeats only).
+    pub(crate) async fn connect(&self) -> RedisResult<()> {
+        if self.conn.lock().is_some() || self.connecting.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let made = match &self.target {
+            Target::Single(client) => {
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Duration::from_secs(1))
+                    .set_number_of_retries(1);
+                ConnectionManager::new_with_config(client.clone(), config)
+                    .await
+                    .map(Conn::Single)
+            }
+            Target::Cluster(client) => client.get_async_connection().await.map(Conn::Cluster),
+        };
+        self.connecting.store(false, Ordering::Release);
+        *self.conn.lock() = Some(made?);
+        Ok(())
+    }
+
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        script: &Script,
+        key: &str,
+        args: &[String],
+    ) -> RedisResult<T> {
+        let conn = self.current()?;
+        let mut invocation = script.key(key);
+        for arg in args {
+            invocation.arg(arg);
+        }
+        match conn {
+            Conn::Single(mut conn) => invocation.invoke_async(&mut conn).await,
+            Conn::Cluster(mut conn) => invocation.invoke_async(&mut conn).await,
+        }
+    }
+
+    pub(crate) async fn admit(
+        &self,
+        key: &str,
+        unit: TimeUnit,
+        caps: [i64; 4],
+        cost: Cost,
+    ) -> RedisResult<AdmitReply> {
+        let mut args = vec![unit.millis().to_string()];
+        args.extend(caps.iter().map(i64::to_string));
+        args.extend(cost.0.iter().map(u64::to_string));
+        let reply: Vec<i64> = self.run(&ADMIT, key, &args).await?;
+        if reply.len() < 9 {
+            return Err(RedisError::from((
+                redis::ErrorKind::TypeError,
+                "short admission reply",
+            )));
+        }
+        let non_negative = |v: i64| v.max(0) as u64;
+        Ok(AdmitReply {
+            refused: (reply[0] == 0)
+                .then(|| Dimension::ALL.get(reply[4].max(0) as usize).copied())
+                .flatten(),
+            window: non_negative(reply[1]),
+            window_end_ms: non_negative(reply[2]),
+            now_ms: non_negative(reply[3]),
+            used: std::array::from_fn(|i| non_negative(reply[5 + i])),
+        })
+    }
+
+    pub(crate) async fn settle(
+        &self,
+        key: &str,
+        admission: &Admission,
+        actual: Cost,
+    ) -> RedisResult<()> {
+        let mut args = vec![
+            admission.unit.millis().to_string(),
+            admission.window_index.to_string(),
+        ];
+        args.extend(admission.cost.0.iter().map(u64::to_string));
+        args.extend(actual.0.iter().map(u64::to_string));
+        let _: i64 = self.run(&SETTLE, key, &args).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn recover(
+        &self,
+        key: &str,
+        unit: TimeUnit,
+        window: u64,
+        used: [u64; 4],
+        floors: [u64; 4],
+    ) -> RedisResult<()> {
+        let mut args = vec![unit.millis().to_string(), window.to_string()];
+        args.extend(used.iter().map(u64::to_string));
+        args.extend(floors.iter().map(u64::to_string));
+        let _: i64 = self.run(&RECOVER, key, &args).await?;
+        Ok(())
+    }
+
+    /// Renew (or, with `leave`, remove) this node's heartbeat; returns Redis
+    /// now and the live node ids in order.
+    pub(crate) async fn heartbeat(
+        &self,
+        nodes_key: &str,
+        node_id: &str,
+        ttl_ms: u64,
+        leave: bool,
+    ) -> RedisResult<(u64, Vec<String>)> {
+        self.connect().await?;
+        let args = [
+            node_id.to_owned(),
+            ttl_ms.to_string(),
+            if leave { "1" } else { "0" }.to_owned(),
+        ];
+        let mut reply: Vec<String> = self.run(&HEARTBEAT, nodes_key, &args).await?;
+        if reply.is_empty() {
+            return Err(RedisError::from((
+                redis::ErrorKind::TypeError,
+                "empty heartbeat reply",
+            )));
+        }
+        let now = reply.remove(0).parse().unwrap_or(0);
+        Ok((now, reply))
+    }
+}

@@ -1,0 +1,516 @@
+//! Counters shared by a cluster through Redis (DESIGN section 6).
+//!
+//! Every (API, environment) is a [`SharedBudget`]. With the `exact` strategy
+//! each admission is one atomic script call that checks and counts all
+//! dimensions in the window of Redis server time. One deadline bounds all
+//! Redis work of an admission; connections are made and re-made off the
+//! request path. A [`breaker::Breaker`] opens after repeated failures, and
+//! while it is open the `on_failure` policy decides: `local-share` (each node
+//! admits its share, see [`share`]), `fail-open` or `fail-closed`. When it
+//! closes, each node first adds what it admitted on its own in the current
+//! window, then counts in Redis again. Nodes announce themselves with
+//! heartbeats, which give the live-node count the shares divide by.
+
+pub mod breaker;
+mod connection;
+mod scripts;
+pub mod share;
+
+use crate::registry::CounterKey;
+use crate::{Admission, Clock, Cost, CounterCell, Decision, InFlight, Refusal, WindowUsage};
+use breaker::Breaker;
+use connection::Connection;
+use parking_lot::Mutex;
+use share::NodeView;
+use sluice_core::{Dimension, Environment, EnvironmentLimit, TimeUnit};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+/// How admissions use Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// One atomic script call per admission.
+    Exact,
+}
+
+/// What a node does while Redis is out of reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailurePolicy {
+    /// Admit this node's share of the limit (the default).
+    LocalShare,
+    /// Forward without counting.
+    FailOpen,
+    /// Refuse everything (503, `x-should-retry: false`).
+    FailClosed,
+}
+
+/// Settings of the Redis counter store.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// One URL (`redis://`, with user and password), or the seed nodes of a
+    /// Redis Cluster.
+    pub urls: Vec<String>,
+    /// True for a Redis Cluster.
+    pub cluster: bool,
+    /// The admission strategy.
+    pub strategy: Strategy,
+    /// One deadline for all Redis work of one admission.
+    pub timeout: Duration,
+    /// Policy while Redis is unreachable.
+    pub on_failure: FailurePolicy,
+    /// Floor for the live-node count.
+    pub min_nodes: u64,
+    /// Prefix of every key, so several clusters can share one Redis.
+    pub key_prefix: String,
+}
+
+/// How often a node renews its heartbeat, and how long one lives.
+const HEARTBEAT_EVERY: Duration = Duration::from_millis(1_000);
+const HEARTBEAT_TTL_MS: u64 = 3_000;
+/// How often an open breaker probes Redis.
+const PROBE_EVERY: Duration = Duration::from_millis(250);
+
+/// A shared budget with this node's in-flight gauge.
+type NodeBudget = (Arc<SharedBudget>, Arc<InFlight>);
+
+/// State shared by all budgets of one node.
+struct RedisShared {
+    settings: RedisSettings,
+    connection: Connection,
+    breaker: Breaker,
+    clock: Arc<dyn Clock>,
+    node_id: String,
+    view: Mutex<NodeView>,
+    /// Redis time minus this node's clock, measured on each answer.
+    offset_ms: AtomicI64,
+    budgets: Mutex<HashMap<CounterKey, NodeBudget>>,
+}
+
+impl RedisShared {
+    fn redis_now(&self) -> u64 {
+        let local = self.clock.now_ms() as i64;
+        (local + self.offset_ms.load(Ordering::Relaxed)).max(0) as u64
+    }
+
+    fn observe_time(&self, redis_now: u64) {
+        let offset = redis_now as i64 - self.clock.now_ms() as i64;
+        self.offset_ms.store(offset, Ordering::Relaxed);
+    }
+}
+
+/// The Redis counter store of one node: the registry of its budgets and the
+/// background task that keeps its heartbeat and probes Redis.
+pub struct RedisCounters {
+    shared: Arc<RedisShared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for RedisCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisCounters")
+            .field("node_id", &self.shared.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the Redis store could not be set up (bad settings; an unreachable
+/// Redis is not an error, the node starts degraded).
+#[derive(Debug, thiserror::Error)]
+#[error("counters.redis: {0}")]
+pub struct RedisSetupError(String);
+
+impl RedisCounters {
+    /// Set up the store and start its background task. Redis need not be
+    /// reachable: the node then starts with the breaker open.
+    pub fn start(settings: RedisSettings, clock: Arc<dyn Clock>) -> Result<Self, RedisSetupError> {
+        let connection = Connection::new(&settings).map_err(RedisSetupError)?;
+        let shared = Arc::new(RedisShared {
+            view: Mutex::new(NodeView {
+                nodes: settings.min_nodes.max(1),
+                rank: None,
+            }),
+            settings,
+            connection,
+            breaker: Breaker::default(),
+            clock,
+            node_id: uuid::Uuid::new_v4().to_string(),
+            offset_ms: AtomicI64::new(0),
+            budgets: Mutex::new(HashMap::new()),
+        });
+        let task = tokio::spawn(maintain(Arc::clone(&shared)));
+        Ok(Self { shared, task })
+    }
+
+    /// The budget and in-flight gauge of `(api_id, environment)`.
+    pub fn get(
+        &self,
+        api_id: &str,
+        environment: Environment,
+    ) -> (Arc<SharedBudget>, Arc<InFlight>) {
+        let mut budgets = self.shared.budgets.lock();
+        budgets
+            .entry((api_id.to_owned(), environment))
+            .or_insert_with(|| {
+                let key = format!(
+                    "{{{}:{}:{}}}",
+                    self.shared.settings.key_prefix,
+                    api_id,
+                    environment.as_str()
+                );
+                let budget = SharedBudget {
+                    key,
+                    redis: Arc::clone(&self.shared),
+                    fallback: CounterCell::new(),
+                    state: Mutex::new(SharedState::default()),
+                };
+                (Arc::new(budget), Arc::new(InFlight::default()))
+            })
+            .clone()
+    }
+
+    /// Drop the budgets whose API is no longer published.
+    pub fn retain(&self, mut live: impl FnMut(&str) -> bool) {
+        self.shared
+            .budgets
+            .lock()
+            .retain(|(api_id, _), _| live(api_id));
+    }
+
+    /// True while Redis is out of reach and the failure policy applies.
+    pub fn degraded(&self) -> bool {
+        self.shared.breaker.is_open()
+    }
+
+    /// Live nodes as this node last saw them (at least `min_nodes`).
+    pub fn live_nodes(&self) -> u64 {
+        self.shared.view.lock().nodes
+    }
+
+    /// Leave the cluster: remove this node's heartbeat (on shutdown).
+    pub async fn leave(&self) {
+        self.task.abort();
+        let shared = &self.shared;
+        let _ = tokio::time::timeout(
+            Duration::from_millis(500),
+            shared.connection.heartbeat(
+                &format!("{{{}}}:nodes", shared.settings.key_prefix),
+                &shared.node_id,
+                HEARTBEAT_TTL_MS,
+                true,
+            ),
+        )
+        .await;
+    }
+}
+
+impl Drop for RedisCounters {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Heartbeats while Redis answers; probes while the breaker is open; runs
+/// recovery when it closes.
+async fn maintain(shared: Arc<RedisShared>) {
+    let nodes_key = format!("{{{}}}:nodes", shared.settings.key_prefix);
+    let mut since_heartbeat = HEARTBEAT_EVERY;
+    loop {
+        let open = shared.breaker.is_open();
+        if open || since_heartbeat >= HEARTBEAT_EVERY {
+            since_heartbeat = Duration::ZERO;
+            let answer = tokio::time::timeout(
+                Duration::from_millis(500),
+                shared
+                    .connection
+                    .heartbeat(&nodes_key, &shared.node_id, HEARTBEAT_TTL_MS, false),
+            )
+            .await;
+            let now = shared.clock.now_ms();
+            match answer {
+                Ok(Ok((redis_now, ids))) => {
+                    shared.observe_time(redis_now);
+                    let rank = ids.iter().position(|id| *id == shared.node_id);
+                    *shared.view.lock() = NodeView {
+                        nodes: (ids.len() as u64).max(shared.settings.min_nodes).max(1),
+                        rank: rank.map(|r| r as u64),
+                    };
+                    if open && shared.breaker.record_probe(true, now) {
+                        recover(&shared).await;
+                    }
+                }
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, "Redis heartbeat failed");
+                    fail(&shared, open, now);
+                }
+                Err(_) => fail(&shared, open, now),
+            }
+        }
+        tokio::time::sleep(PROBE_EVERY).await;
+        since_heartbeat += PROBE_EVERY;
+    }
+}
+
+fn fail(shared: &RedisShared, open: bool, now: u64) {
+    if open {
+        shared.breaker.record_probe(false, now);
+    } else if shared.breaker.record_failure(now) {
+        tracing::warn!(
+            policy = ?shared.settings.on_failure,
+            "Redis is unreachable: counting falls back to the failure policy"
+        );
+    }
+}
+
+/// Add what each budget admitted on its own in the current window to Redis.
+async fn recover(shared: &Arc<RedisShared>) {
+    let budgets: Vec<Arc<SharedBudget>> = shared
+        .budgets
+        .lock()
+        .values()
+        .map(|(budget, _)| Arc::clone(budget))
+        .collect();
+    for budget in budgets {
+        let (unit, seen) = {
+            let state = budget.state.lock();
+            (state.unit, state.seen)
+        };
+        let Some(unit) = unit else {
+            continue;
+        };
+        let usage = budget.fallback.drain(unit, shared.redis_now());
+        // What this node knows the cluster reached in this window: the last
+        // total Redis answered plus what it admitted alone since.
+        let known = match seen {
+            Some((seen_unit, window, used))
+                if seen_unit == unit && window == usage.window_index =>
+            {
+                used
+            }
+            _ => [0; 4],
+        };
+        let floors = std::array::from_fn(|i| known[i] + usage.used[i]);
+        if floors.iter().all(|n| *n == 0) {
+            continue;
+        }
+        let pushed = tokio::time::timeout(
+            Duration::from_secs(1),
+            shared
+                .connection
+                .recover(&budget.key, unit, usage.window_index, usage.used, floors),
+        )
+        .await;
+        if !matches!(pushed, Ok(Ok(()))) {
+            tracing::warn!(key = %budget.key, "could not add the locally admitted count to Redis");
+        }
+    }
+    tracing::info!("Redis is reachable again: counting in Redis");
+}
+
+/// One (API, environment)'s budget, counted in Redis for the cluster.
+pub struct SharedBudget {
+    key: String,
+    redis: Arc<RedisShared>,
+    /// Counts what this node admits on its own while Redis is unreachable.
+    fallback: CounterCell,
+    state: Mutex<SharedState>,
+}
+
+impl std::fmt::Debug for SharedBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedBudget")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Default)]
+struct SharedState {
+    /// The unit of the last admission (for recovery).
+    unit: Option<TimeUnit>,
+    /// The last cluster totals Redis answered, and for which window.
+    seen: Option<(TimeUnit, u64, [u64; 4])>,
+    /// Redis said a dimension is used up: refuse locally until this window ends.
+    exhausted: Option<Exhausted>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Exhausted {
+    unit: TimeUnit,
+    window: u64,
+    dimension: Dimension,
+    limit: u64,
+    window_end_ms: u64,
+}
+
+impl SharedBudget {
+    /// Decide for all dimensions at once, for the cluster.
+    pub async fn admit(&self, limit: &EnvironmentLimit, cost: Cost) -> Decision {
+        let redis = &self.redis;
+        self.state.lock().unit = Some(limit.unit);
+        if redis.breaker.is_open() {
+            return self.fallback_admit(limit, cost);
+        }
+        let redis_now = redis.redis_now();
+        if let Some(refusal) = self.known_exhausted(limit, redis_now) {
+            return Decision::Refused(refusal);
+        }
+        let caps = limit
+            .caps
+            .map(|cap| cap.map_or(-1, |c| c.min(i64::MAX as u64) as i64));
+        let call = redis.connection.admit(&self.key, limit.unit, caps, cost);
+        match tokio::time::timeout(redis.settings.timeout, call).await {
+            Ok(Ok(reply)) => {
+                redis.breaker.record_success();
+                redis.observe_time(reply.now_ms);
+                self.state.lock().seen = Some((limit.unit, reply.window, reply.used));
+                self.decide(limit, cost, reply)
+            }
+            Ok(Err(error)) => {
+                tracing::debug!(%error, key = %self.key, "Redis admission failed");
+                self.redis_failed(limit, cost)
+            }
+            Err(_) => self.redis_failed(limit, cost),
+        }
+    }
+
+    fn redis_failed(&self, limit: &EnvironmentLimit, cost: Cost) -> Decision {
+        let now = self.redis.clock.now_ms();
+        fail(&self.redis, false, now);
+        self.fallback_admit(limit, cost)
+    }
+
+    fn decide(
+        &self,
+        limit: &EnvironmentLimit,
+        cost: Cost,
+        reply: connection::AdmitReply,
+    ) -> Decision {
+        let Some(dimension) = reply.refused else {
+            return Decision::Admitted(Admission {
+                unit: limit.unit,
+                window_index: reply.window,
+                cost,
+            });
+        };
+        let cap = limit.cap(dimension).unwrap_or(0);
+        if reply.used[dimension.index()] >= cap {
+            self.state.lock().exhausted = Some(Exhausted {
+                unit: limit.unit,
+                window: reply.window,
+                dimension,
+                limit: cap,
+                window_end_ms: reply.window_end_ms,
+            });
+        }
+        Decision::Refused(Refusal {
+            dimension,
+            limit: cap,
+            retry_after_ms: reply.window_end_ms.saturating_sub(reply.now_ms).max(1),
+            window_end_ms: reply.window_end_ms,
+        })
+    }
+
+    /// A refusal without asking Redis, while a dimension is known used up.
+    fn known_exhausted(&self, limit: &EnvironmentLimit, redis_now: u64) -> Option<Refusal> {
+        let state = self.state.lock();
+        let exhausted = state.exhausted?;
+        let current = exhausted.unit == limit.unit
+            && limit.unit.window_index(redis_now) == exhausted.window
+            && limit.cap(exhausted.dimension) == Some(exhausted.limit);
+        current.then(|| Refusal {
+            dimension: exhausted.dimension,
+            limit: exhausted.limit,
+            retry_after_ms: exhausted.window_end_ms.saturating_sub(redis_now).max(1),
+            window_end_ms: exhausted.window_end_ms,
+        })
+    }
+
+    /// Admission while Redis is unreachable, by the failure policy.
+    fn fallback_admit(&self, limit: &EnvironmentLimit, cost: Cost) -> Decision {
+        let redis = &self.redis;
+        let now = redis.redis_now();
+        match redis.settings.on_failure {
+            FailurePolicy::FailOpen => Decision::Admitted(Admission {
+                unit: limit.unit,
+                window_index: limit.unit.window_index(now),
+                cost: Cost::default(),
+            }),
+            FailurePolicy::FailClosed => Decision::Unavailable {
+                retry_after_ms: breaker::MIN_OPEN_MS,
+            },
+            FailurePolicy::LocalShare => {
+                let view = *redis.view.lock();
+                let window = limit.unit.window_index(now);
+                let seen = self.state.lock().seen;
+                let mut share = *limit;
+                for dimension in Dimension::ALL {
+                    let Some(cap) = limit.cap(dimension) else {
+                        continue;
+                    };
+                    let used = match seen {
+                        Some((unit, seen_window, used))
+                            if unit == limit.unit && seen_window == window =>
+                        {
+                            Some(used[dimension.index()])
+                        }
+                        _ => None,
+                    };
+                    share.caps[dimension.index()] = Some(match used {
+                        Some(used) => share::current_window_share(cap, used, view),
+                        None => share::fresh_window_share(cap, view),
+                    });
+                }
+                self.fallback.admit(&share, cost, now)
+            }
+        }
+    }
+
+    /// Settle (or refund, with `actual` zero) an admission.
+    pub fn settle(&self, admission: &Admission, actual: Cost) {
+        if admission.cost == Cost::default() {
+            return; // admitted without counting (fail-open)
+        }
+        let redis = Arc::clone(&self.redis);
+        if redis.breaker.is_open() {
+            self.fallback
+                .settle(admission, actual, admission.unit, redis.redis_now());
+            return;
+        }
+        let key = self.key.clone();
+        let admission = *admission;
+        tokio::spawn(async move {
+            let call = redis.connection.settle(&key, &admission, actual);
+            if !matches!(
+                tokio::time::timeout(Duration::from_secs(1), call).await,
+                Ok(Ok(()))
+            ) {
+                tracing::debug!(%key, "Redis settlement failed; the window keeps what was counted");
+            }
+        });
+    }
+
+    /// The cluster totals of the current window, as Redis last answered.
+    pub fn usage(&self, unit: TimeUnit) -> WindowUsage {
+        let now = self.redis.redis_now();
+        let window = unit.window_index(now);
+        let state = self.state.lock();
+        let used = match state.seen {
+            Some((seen_unit, seen_window, used)) if seen_unit == unit && seen_window == window => {
+                used
+            }
+            _ => [0; 4],
+        };
+        let local = if self.redis.breaker.is_open() {
+            self.fallback.usage(unit, now).used
+        } else {
+            [0; 4]
+        };
+        WindowUsage {
+            unit,
+            window_index: window,
+            used: std::array::from_fn(|i| used[i] + local[i]),
+        }
+    }
+}
