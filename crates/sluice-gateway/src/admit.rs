@@ -24,8 +24,8 @@ pub(crate) enum AdmissionOutcome {
     ShadowRefused { permit: Option<InFlightPermit> },
     /// Refuse with this answer.
     Refused(Throttled),
-    /// The shared counters are unreachable and the policy refuses.
-    Unavailable,
+    /// The shared counters could not decide (see `Decision::Unavailable`).
+    Unavailable { retryable: bool },
 }
 
 pub(crate) async fn admit(
@@ -91,7 +91,7 @@ pub(crate) async fn admit(
         Decision::Unavailable { .. } if options.shadow => {
             AdmissionOutcome::ShadowRefused { permit }
         }
-        Decision::Unavailable { .. } => AdmissionOutcome::Unavailable,
+        Decision::Unavailable { retryable, .. } => AdmissionOutcome::Unavailable { retryable },
         Decision::Refused(refusal) if options.shadow => {
             env.telemetry.shadow_refused[refusal.dimension.index()].increment(1);
             AdmissionOutcome::ShadowRefused { permit }

@@ -27,8 +27,12 @@ pub(crate) enum Fault {
     BackendFailed,
     /// The backend did not answer in time.
     BackendTimeout,
-    /// The shared counters are unreachable and the policy is fail-closed.
-    CountersUnavailable,
+    /// The shared counters could not decide: unreachable with fail-closed
+    /// (not retryable), or one call missed its deadline (retryable).
+    CountersUnavailable {
+        /// True when trying again soon may work.
+        retryable: bool,
+    },
     /// An AI request body larger than the gateway reads.
     RequestTooLarge,
     /// The client's request body could not be read.
@@ -104,7 +108,7 @@ impl Fault {
                 "Connection timed out",
                 "The backend did not answer in time".into(),
             ),
-            Fault::CountersUnavailable => (
+            Fault::CountersUnavailable { .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 900953,
                 "Backend Throughput Unavailable",
@@ -146,7 +150,7 @@ impl Fault {
             Fault::BackendUnreachable => "backend_unreachable",
             Fault::BackendFailed => "backend_failed",
             Fault::BackendTimeout => "backend_timeout",
-            Fault::CountersUnavailable => "counters_unavailable",
+            Fault::CountersUnavailable { .. } => "counters_unavailable",
             Fault::RequestTooLarge => "request_too_large",
             Fault::ClientBody => "client_body",
             Fault::ReservationExceedsLimit { .. } => "reservation_exceeds_limit",
@@ -170,10 +174,16 @@ impl Fault {
             return response;
         }
         let mut response = fault_response(status, code, message, &description);
-        if matches!(self, Fault::CountersUnavailable) {
-            response
-                .headers_mut()
-                .insert("x-should-retry", HeaderValue::from_static("false"));
+        if let Fault::CountersUnavailable { retryable } = self {
+            let headers = response.headers_mut();
+            if *retryable {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                headers.insert("retry-after-ms", HeaderValue::from_static("100"));
+            }
+            headers.insert(
+                "x-should-retry",
+                HeaderValue::from_static(if *retryable { "true" } else { "false" }),
+            );
         }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(

@@ -336,11 +336,11 @@ impl Gateway {
                 completion.decision = "shadow_refused";
                 (None, permit)
             }
-            AdmissionOutcome::Unavailable => {
+            AdmissionOutcome::Unavailable { retryable } => {
                 self.latencies
                     .admission(env.environment, Outcome::Refused, admission_seconds);
                 return self.api_fault(
-                    Fault::CountersUnavailable,
+                    Fault::CountersUnavailable { retryable },
                     completion,
                     &request_id,
                     &api,

@@ -23,11 +23,14 @@ pub enum Decision {
     Admitted(Admission),
     /// Do not forward it.
     Refused(Refusal),
-    /// The shared counters are unreachable and the policy is to refuse
-    /// (`fail-closed`); retrying soon is pointless.
+    /// The shared counters could not decide: Redis is unreachable and the
+    /// policy is `fail-closed`, or one call missed its deadline.
     Unavailable {
-        /// A hint of when the store may be back, in milliseconds.
+        /// A hint of when to try again, in milliseconds.
         retry_after_ms: u64,
+        /// True for a single missed deadline (trying again soon may work);
+        /// false while the store is known to be down.
+        retryable: bool,
     },
 }
 

@@ -217,7 +217,8 @@ struct RawRedis {
     url: String,
     /// Seed nodes of a Redis Cluster; when set, `url` is not used.
     urls: Option<Vec<String>>,
-    /// `exact` (one script call per admission).
+    /// `leased` (default: claim blocks, admit locally) or `exact` (one
+    /// script call per admission).
     strategy: String,
     /// One deadline for all Redis work of one admission. Default `25ms`.
     #[serde(with = "humantime_serde")]
@@ -235,7 +236,7 @@ impl Default for RawRedis {
         Self {
             url: "redis://127.0.0.1:6379".into(),
             urls: None,
-            strategy: "exact".into(),
+            strategy: "leased".into(),
             timeout: Duration::from_millis(25),
             on_failure: "local-share".into(),
             min_nodes: 1,
@@ -248,12 +249,10 @@ impl RawRedis {
     fn validate(self) -> anyhow::Result<RedisSettings> {
         let strategy = match self.strategy.as_str() {
             "exact" => Strategy::Exact,
-            "leased" => bail!(
-                "counters.redis.strategy: \"leased\" is not available in this version of Sluice; use \"exact\""
+            "leased" => Strategy::Leased,
+            other => bail!(
+                "counters.redis.strategy: unknown strategy {other:?}; expected \"leased\" or \"exact\""
             ),
-            other => {
-                bail!("counters.redis.strategy: unknown strategy {other:?}; expected \"exact\"")
-            }
         };
         let on_failure = match self.on_failure.as_str() {
             "local-share" => FailurePolicy::LocalShare,

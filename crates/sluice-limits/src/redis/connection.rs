@@ -7,7 +7,7 @@
 //! when a failover lost the script cache (`NOSCRIPT`).
 
 use super::RedisSettings;
-use super::scripts::{ADMIT, HEARTBEAT, RECOVER, SETTLE};
+use super::scripts::{ADMIT, CLAIM, HEARTBEAT, RECOVER, SETTLE};
 use crate::{Admission, Cost};
 use parking_lot::Mutex;
 use redis::aio::ConnectionManager;
@@ -43,6 +43,17 @@ pub(crate) struct AdmitReply {
     pub(crate) window: u64,
     pub(crate) window_end_ms: u64,
     pub(crate) now_ms: u64,
+    pub(crate) used: [u64; 4],
+}
+
+/// The answer of the claim script.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClaimReply {
+    pub(crate) refused: Option<Dimension>,
+    pub(crate) window: u64,
+    pub(crate) window_end_ms: u64,
+    pub(crate) now_ms: u64,
+    pub(crate) grant: [u64; 4],
     pub(crate) used: [u64; 4],
 }
 
@@ -142,6 +153,41 @@ impl Connection {
             window_end_ms: non_negative(reply[2]),
             now_ms: non_negative(reply[3]),
             used: std::array::from_fn(|i| non_negative(reply[5 + i])),
+        })
+    }
+
+    /// Claim a block (`leased`): `need` all or nothing, `extra` as far as
+    /// the window allows.
+    pub(crate) async fn claim(
+        &self,
+        key: &str,
+        unit: TimeUnit,
+        nodes: u64,
+        caps: [i64; 4],
+        need: [u64; 4],
+        extra: [u64; 4],
+    ) -> RedisResult<ClaimReply> {
+        let mut args = vec![unit.millis().to_string(), nodes.to_string()];
+        args.extend(caps.iter().map(i64::to_string));
+        args.extend(need.iter().map(u64::to_string));
+        args.extend(extra.iter().map(u64::to_string));
+        let reply: Vec<i64> = self.run(&CLAIM, key, &args).await?;
+        if reply.len() < 13 {
+            return Err(RedisError::from((
+                redis::ErrorKind::TypeError,
+                "short claim reply",
+            )));
+        }
+        let non_negative = |v: i64| v.max(0) as u64;
+        Ok(ClaimReply {
+            refused: (reply[0] == 0)
+                .then(|| Dimension::ALL.get(reply[4].max(0) as usize).copied())
+                .flatten(),
+            window: non_negative(reply[1]),
+            window_end_ms: non_negative(reply[2]),
+            now_ms: non_negative(reply[3]),
+            grant: std::array::from_fn(|i| non_negative(reply[5 + i])),
+            used: std::array::from_fn(|i| non_negative(reply[9 + i])),
         })
     }
 

@@ -13,13 +13,15 @@
 
 pub mod breaker;
 mod connection;
+mod lease;
 mod scripts;
 pub mod share;
 
 use crate::registry::CounterKey;
 use crate::{Admission, Clock, Cost, CounterCell, Decision, InFlight, Refusal, WindowUsage};
 use breaker::Breaker;
-use connection::Connection;
+use connection::{ClaimReply, Connection};
+use lease::{Lease, LeaseState};
 use parking_lot::Mutex;
 use share::NodeView;
 use sluice_core::{Dimension, Environment, EnvironmentLimit, TimeUnit};
@@ -33,6 +35,8 @@ use std::time::Duration;
 pub enum Strategy {
     /// One atomic script call per admission.
     Exact,
+    /// Claim blocks of the window's budget and admit from them locally.
+    Leased,
 }
 
 /// What a node does while Redis is out of reach.
@@ -164,6 +168,8 @@ impl RedisCounters {
                     redis: Arc::clone(&self.shared),
                     fallback: CounterCell::new(),
                     state: Mutex::new(SharedState::default()),
+                    lease: Mutex::new(LeaseState::default()),
+                    claim_lock: tokio::sync::Mutex::new(()),
                 };
                 (Arc::new(budget), Arc::new(InFlight::default()))
             })
@@ -188,10 +194,20 @@ impl RedisCounters {
         self.shared.view.lock().nodes
     }
 
-    /// Leave the cluster: remove this node's heartbeat (on shutdown).
+    /// Leave the cluster: give back unspent blocks and remove this node's
+    /// heartbeat (on shutdown).
     pub async fn leave(&self) {
         self.task.abort();
         let shared = &self.shared;
+        let budgets: Vec<Arc<SharedBudget>> = shared
+            .budgets
+            .lock()
+            .values()
+            .map(|(budget, _)| Arc::clone(budget))
+            .collect();
+        for budget in budgets {
+            budget.return_block().await;
+        }
         let _ = tokio::time::timeout(
             Duration::from_millis(500),
             shared.connection.heartbeat(
@@ -301,11 +317,70 @@ async fn recover(shared: &Arc<RedisShared>) {
                 .recover(&budget.key, unit, usage.window_index, usage.used, floors),
         )
         .await;
-        if !matches!(pushed, Ok(Ok(()))) {
+        if matches!(pushed, Ok(Ok(()))) {
+            // What the cluster reached at least, until Redis answers again.
+            budget.state.lock().seen = Some((unit, usage.window_index, floors));
+        } else {
             tracing::warn!(key = %budget.key, "could not add the locally admitted count to Redis");
         }
     }
     tracing::info!("Redis is reachable again: counting in Redis");
+}
+
+/// Caps as script arguments: -1 for unlimited.
+fn caps_arg(limit: &EnvironmentLimit) -> [i64; 4] {
+    limit
+        .caps
+        .map(|cap| cap.map_or(-1, |c| c.min(i64::MAX as u64) as i64))
+}
+
+/// What a request needs from a claim when there is no usable block.
+fn needed(limit: &EnvironmentLimit, cost: Cost) -> [u64; 4] {
+    std::array::from_fn(|i| {
+        if limit.caps[i].is_some() {
+            cost.0[i]
+        } else {
+            0
+        }
+    })
+}
+
+/// A block of `block` requests' worth, for the limited dimensions.
+fn block_of(limit: &EnvironmentLimit, cost: Cost, block: u64) -> [u64; 4] {
+    std::array::from_fn(|i| match limit.caps[i] {
+        Some(_) if i == 0 => block,
+        Some(_) => block.saturating_mul(cost.0[i].max(1)),
+        None => 0,
+    })
+}
+
+/// Add a grant to the lease of its window, or start a new lease (a grant
+/// for a later window voids what is left of the current one).
+fn merge_grant(state: &mut LeaseState, limit: &EnvironmentLimit, reply: &ClaimReply) {
+    let spend_until_ms = reply.window_end_ms.saturating_sub(lease::GUARD_MS);
+    match &mut state.lease {
+        Some(lease)
+            if lease.window == reply.window
+                && lease.unit == limit.unit
+                && lease.caps == limit.caps =>
+        {
+            for i in 0..4 {
+                lease.left[i] += reply.grant[i];
+                lease.granted[i] += reply.grant[i];
+            }
+        }
+        _ => {
+            state.lease = Some(Lease {
+                unit: limit.unit,
+                caps: limit.caps,
+                window: reply.window,
+                spend_until_ms,
+                window_end_ms: reply.window_end_ms,
+                left: reply.grant,
+                granted: reply.grant,
+            });
+        }
+    }
 }
 
 /// One (API, environment)'s budget, counted in Redis for the cluster.
@@ -315,6 +390,10 @@ pub struct SharedBudget {
     /// Counts what this node admits on its own while Redis is unreachable.
     fallback: CounterCell,
     state: Mutex<SharedState>,
+    lease: Mutex<LeaseState>,
+    /// One synchronous claim per key at a time: requests that find the block
+    /// empty together wait for one claim instead of each making their own.
+    claim_lock: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for SharedBudget {
@@ -346,7 +425,7 @@ struct Exhausted {
 
 impl SharedBudget {
     /// Decide for all dimensions at once, for the cluster.
-    pub async fn admit(&self, limit: &EnvironmentLimit, cost: Cost) -> Decision {
+    pub async fn admit(self: &Arc<Self>, limit: &EnvironmentLimit, cost: Cost) -> Decision {
         let redis = &self.redis;
         self.state.lock().unit = Some(limit.unit);
         if redis.breaker.is_open() {
@@ -355,6 +434,9 @@ impl SharedBudget {
         let redis_now = redis.redis_now();
         if let Some(refusal) = self.known_exhausted(limit, redis_now) {
             return Decision::Refused(refusal);
+        }
+        if redis.settings.strategy == Strategy::Leased {
+            return self.admit_leased(limit, cost, redis_now).await;
         }
         let caps = limit
             .caps
@@ -375,10 +457,225 @@ impl SharedBudget {
         }
     }
 
+    /// `leased`: admit from this node's block, claiming from Redis only
+    /// what is missing.
+    async fn admit_leased(
+        self: &Arc<Self>,
+        limit: &EnvironmentLimit,
+        cost: Cost,
+        now: u64,
+    ) -> Decision {
+        let deadline = self.redis.settings.timeout;
+        match tokio::time::timeout(deadline, self.admit_leased_within(limit, cost, now)).await {
+            Ok(decision) => decision,
+            Err(_) => self.redis_failed(limit, cost),
+        }
+    }
+
+    async fn admit_leased_within(
+        self: &Arc<Self>,
+        limit: &EnvironmentLimit,
+        cost: Cost,
+        now: u64,
+    ) -> Decision {
+        if let Some(decision) = self.spend_from_lease(limit, cost, now) {
+            return decision;
+        }
+        let _claiming = self.claim_lock.lock().await;
+        // Another request may have claimed while this one waited.
+        let now = self.redis.redis_now();
+        if let Some(refusal) = self.known_exhausted(limit, now) {
+            return Decision::Refused(refusal);
+        }
+        if let Some(decision) = self.spend_from_lease(limit, cost, now) {
+            return decision;
+        }
+        let (need, extra) = {
+            let mut state = self.lease.lock();
+            let block = state.block();
+            match state.usable(limit, now) {
+                Some(lease) => (lease.missing(cost), block_of(limit, cost, block)),
+                None => (needed(limit, cost), block_of(limit, cost, block)),
+            }
+        };
+        let nodes = self.redis.view.lock().nodes;
+        let caps = caps_arg(limit);
+        let call = self
+            .redis
+            .connection
+            .claim(&self.key, limit.unit, nodes, caps, need, extra);
+        match call.await {
+            Ok(reply) => {
+                self.redis.breaker.record_success();
+                self.redis.observe_time(reply.now_ms);
+                self.state.lock().seen = Some((limit.unit, reply.window, reply.used));
+                self.take_claim(limit, cost, reply)
+            }
+            Err(error) => {
+                tracing::debug!(%error, key = %self.key, "Redis claim failed");
+                self.redis_failed(limit, cost)
+            }
+        }
+    }
+
+    /// Admit from this node's block, if it holds the cost; start a refill
+    /// when it runs low.
+    fn spend_from_lease(
+        self: &Arc<Self>,
+        limit: &EnvironmentLimit,
+        cost: Cost,
+        now: u64,
+    ) -> Option<Decision> {
+        let seen_used = self.seen_used(limit.unit, now);
+        let mut state = self.lease.lock();
+        let block = state.block();
+        let lease = state.usable(limit, now)?;
+        if !lease.try_spend(cost, &seen_used) {
+            return None;
+        }
+        let (window, low) = (lease.window, lease.low(block));
+        state.note_admitted(window);
+        if low && !state.claim_in_flight {
+            state.claim_in_flight = true;
+            self.refill(*limit, block);
+        }
+        Some(Decision::Admitted(Admission {
+            unit: limit.unit,
+            window_index: window,
+            cost,
+        }))
+    }
+
+    /// Add a granted block to the lease and admit `cost` from it.
+    fn take_claim(&self, limit: &EnvironmentLimit, cost: Cost, reply: ClaimReply) -> Decision {
+        if let Some(dimension) = reply.refused {
+            let cap = limit.cap(dimension).unwrap_or(0);
+            if reply.used[dimension.index()] >= cap {
+                self.state.lock().exhausted = Some(Exhausted {
+                    unit: limit.unit,
+                    window: reply.window,
+                    dimension,
+                    limit: cap,
+                    window_end_ms: reply.window_end_ms,
+                });
+            }
+            return Decision::Refused(Refusal {
+                dimension,
+                limit: cap,
+                retry_after_ms: reply.window_end_ms.saturating_sub(reply.now_ms).max(1),
+                window_end_ms: reply.window_end_ms,
+            });
+        }
+        let mut state = self.lease.lock();
+        merge_grant(&mut state, limit, &reply);
+        let admitted = state
+            .lease
+            .as_mut()
+            .is_some_and(|lease| lease.try_spend(cost, &reply.used));
+        state.note_admitted(reply.window);
+        if admitted {
+            Decision::Admitted(Admission {
+                unit: limit.unit,
+                window_index: reply.window,
+                cost,
+            })
+        } else {
+            // Optimistic tokens over the limit: the grant stays for others.
+            let dimension = Dimension::ALL[1..]
+                .iter()
+                .copied()
+                .find(|d| {
+                    limit
+                        .cap(*d)
+                        .is_some_and(|cap| reply.used[d.index()] >= cap)
+                })
+                .unwrap_or(Dimension::Requests);
+            Decision::Refused(Refusal {
+                dimension,
+                limit: limit.cap(dimension).unwrap_or(0),
+                retry_after_ms: reply.window_end_ms.saturating_sub(reply.now_ms).max(1),
+                window_end_ms: reply.window_end_ms,
+            })
+        }
+    }
+
+    /// Claim the next block in the background, before this one runs out.
+    fn refill(self: &Arc<Self>, limit: EnvironmentLimit, block: u64) {
+        let redis = Arc::clone(&self.redis);
+        let budget = Arc::clone(self);
+        tokio::spawn(async move {
+            let nodes = redis.view.lock().nodes;
+            let extra = block_of(&limit, Cost::ONE_REQUEST, block);
+            let call = redis.connection.claim(
+                &budget.key,
+                limit.unit,
+                nodes,
+                caps_arg(&limit),
+                [0; 4],
+                extra,
+            );
+            let answer = tokio::time::timeout(redis.settings.timeout * 4, call).await;
+            let mut state = budget.lease.lock();
+            state.claim_in_flight = false;
+            if let Ok(Ok(reply)) = answer {
+                redis.observe_time(reply.now_ms);
+                budget.state.lock().seen = Some((limit.unit, reply.window, reply.used));
+                if reply.refused.is_none() {
+                    merge_grant(&mut state, &limit, &reply);
+                }
+            }
+        });
+    }
+
+    /// Give the unspent part of the current block back to the window.
+    async fn return_block(&self) {
+        let lease = self.lease.lock().lease.take();
+        let Some(lease) = lease else {
+            return;
+        };
+        if self.redis.redis_now() >= lease.window_end_ms || lease.left.iter().all(|n| *n == 0) {
+            return;
+        }
+        let unspent = Admission {
+            unit: lease.unit,
+            window_index: lease.window,
+            cost: Cost(lease.left),
+        };
+        let call = self
+            .redis
+            .connection
+            .settle(&self.key, &unspent, Cost::default());
+        let _ = tokio::time::timeout(Duration::from_millis(500), call).await;
+    }
+
+    fn seen_used(&self, unit: TimeUnit, now: u64) -> [u64; 4] {
+        match self.state.lock().seen {
+            Some((seen_unit, window, used))
+                if seen_unit == unit && window == unit.window_index(now) =>
+            {
+                used
+            }
+            _ => [0; 4],
+        }
+    }
+
+    /// One Redis call failed or missed the deadline. Only once the breaker
+    /// has opened (Redis confirmed unreachable) does the failure policy admit
+    /// on its own; before that the request is refused as retryable (unless
+    /// the policy is fail-open), because its claim may have counted and other
+    /// nodes keep counting in Redis: admitting locally then could exceed the
+    /// limit while Redis is healthy.
     fn redis_failed(&self, limit: &EnvironmentLimit, cost: Cost) -> Decision {
         let now = self.redis.clock.now_ms();
         fail(&self.redis, false, now);
-        self.fallback_admit(limit, cost)
+        if self.redis.breaker.is_open() || self.redis.settings.on_failure == FailurePolicy::FailOpen
+        {
+            return self.fallback_admit(limit, cost);
+        }
+        Decision::Unavailable {
+            retry_after_ms: 100,
+            retryable: true,
+        }
     }
 
     fn decide(
@@ -431,6 +728,7 @@ impl SharedBudget {
     fn fallback_admit(&self, limit: &EnvironmentLimit, cost: Cost) -> Decision {
         let redis = &self.redis;
         let now = redis.redis_now();
+
         match redis.settings.on_failure {
             FailurePolicy::FailOpen => Decision::Admitted(Admission {
                 unit: limit.unit,
@@ -439,6 +737,7 @@ impl SharedBudget {
             }),
             FailurePolicy::FailClosed => Decision::Unavailable {
                 retry_after_ms: breaker::MIN_OPEN_MS,
+                retryable: false,
             },
             FailurePolicy::LocalShare => {
                 let view = *redis.view.lock();

@@ -47,6 +47,52 @@ return {1, window, (window + 1) * unit, now, -1, used[1], used[2], used[3], used
     )
 });
 
+/// Claim a block of the window's remaining budget for one node (`leased`).
+///
+/// For each limited dimension: `need` is all-or-nothing (a reservation that
+/// does not fit the node's block claims exactly what is missing); `extra` is
+/// granted up to `floor((cap - granted - need) / (2 * nodes))`, so blocks
+/// shrink to single units as the budget runs out.
+///
+/// ARGV: unit ms, nodes, 4 caps (-1 unlimited), 4 needs, 4 extras.
+/// Returns `{granted (1/0), window, window_end_ms, now_ms, refused dimension
+/// (-1), grant r, p, c, t, total r, p, c, t}`.
+pub(crate) static CLAIM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local unit = tonumber(ARGV[1])
+local nodes = math.max(1, tonumber(ARGV[2]))
+local window = math.floor(now / unit)
+local key = KEYS[1] .. ':' .. unit .. ':' .. window
+local fields = {'r', 'p', 'c', 't'}
+local used = redis.call('HMGET', key, 'r', 'p', 'c', 't')
+local grant = {0, 0, 0, 0}
+for i = 1, 4 do used[i] = tonumber(used[i] or '0') or 0 end
+for i = 1, 4 do
+  local cap = tonumber(ARGV[2 + i])
+  local need = tonumber(ARGV[6 + i])
+  local extra = tonumber(ARGV[10 + i])
+  if cap >= 0 then
+    local left = cap - used[i]
+    if need > left or (need == 0 and extra > 0 and left <= 0) then
+      return {0, window, (window + 1) * unit, now, i - 1, 0, 0, 0, 0, used[1], used[2], used[3], used[4]}
+    end
+    grant[i] = need + math.min(extra, math.floor((left - need) / (2 * nodes)))
+  else
+    grant[i] = need + extra
+  end
+end
+for i = 1, 4 do
+  if grant[i] > 0 then used[i] = redis.call('HINCRBY', key, fields[i], grant[i]) end
+end
+redis.call('PEXPIRE', key, unit * 2 + 1000)
+return {1, window, (window + 1) * unit, now, -1, grant[1], grant[2], grant[3], grant[4], used[1], used[2], used[3], used[4]}
+"#,
+    )
+});
+
 /// Settle an admission: in its own window still current, add `actual -
 /// counted` (never below zero); once closed, charge only the overrun
 /// `max(0, actual - counted)` to the current window. A refund is a
