@@ -5,6 +5,7 @@
 # latency, what the backend received per second, and Sluice's resident memory.
 #
 # Usage: bench/gateway.sh [DURATION_SECONDS] [CONNECTIONS] [THREADS]
+#        SLUICE_BIN=path/to/sluice bench/gateway.sh ...
 # Everything runs on 127.0.0.1; nothing is left running afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,8 +20,11 @@ PASSWORD=bench-password
 
 command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y wrk >/dev/null; }
 command -v curl >/dev/null || apt-get install -y curl >/dev/null
-cargo build --release --quiet --bin sluice
-BIN=target/release/sluice
+# SLUICE_BIN runs an already built binary instead of building one.
+if [ -z "${SLUICE_BIN:-}" ]; then
+  cargo build --release --quiet --bin sluice
+fi
+BIN=${SLUICE_BIN:-target/release/sluice}
 
 WORK=$(mktemp -d)
 cleanup() { kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
