@@ -13,17 +13,42 @@
 //! - each completion token is the text `"tok "`; total = prompt + completion.
 //!
 //! `x-mock-gzip: 1` (or `--gzip`) compresses the answer whatever the client
-//! asked; `x-mock-status: 500` answers that status without usage.
+//! asked; `x-mock-status: 500` answers that status without usage;
+//! `x-mock-chunk-delay-ms: N` paces a streamed answer, N ms before each
+//! event (an answer still in flight, for disconnect tests).
+//!
+//! Every AI answer echoes the auth headers the mock received, as
+//! `x-mock-saw-authorization`, `x-mock-saw-x-api-key`, `x-mock-saw-api-key`,
+//! `x-mock-saw-openai-organization` and `x-mock-saw-openai-project` (each only
+//! when the request had it), so that a test behind the gateway can check which
+//! credential reached the backend. A mock echoes secrets: never expose one.
+//!
+//! Streamed answers are produced lazily, event by event: a 50 MB stream costs
+//! the mock no memory.
 
 use bytes::Bytes;
 use http::{HeaderMap, Response, StatusCode, header};
 use http_body::{Body, Frame, SizeHint};
 use rand::Rng;
 use serde_json::{Value, json};
-use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+use tokio::time::{Instant, Sleep};
+
+/// The request headers whose values an AI answer echoes as `x-mock-saw-NAME`.
+pub const ECHOED_AUTH_HEADERS: [&str; 5] = [
+    "authorization",
+    "x-api-key",
+    "api-key",
+    "openai-organization",
+    "openai-project",
+];
+
+/// The events (or the one JSON document) of an answer, produced on demand.
+type Chunks = Box<dyn Iterator<Item = Bytes> + Send>;
 
 /// How the AI mock computes usage.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -72,9 +97,17 @@ impl AiShape {
     }
 }
 
-/// A body produced lazily, chunk by chunk (so a 50 MB stream costs no memory).
+/// A body produced lazily, chunk by chunk (so a 50 MB stream costs no memory),
+/// optionally paced: a fixed delay before each chunk.
 pub struct ChunkedBody {
-    chunks: Box<dyn Iterator<Item = Bytes> + Send>,
+    chunks: Chunks,
+    pace: Option<Pace>,
+}
+
+/// The delay before each chunk of a paced body.
+struct Pace {
+    every: Duration,
+    next: Pin<Box<Sleep>>,
 }
 
 impl Body for ChunkedBody {
@@ -83,8 +116,13 @@ impl Body for ChunkedBody {
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if let Some(pace) = self.pace.as_mut() {
+            ready!(pace.next.as_mut().poll(cx));
+            let deadline = Instant::now() + pace.every;
+            pace.next.as_mut().reset(deadline);
+        }
         Poll::Ready(self.chunks.next().map(|chunk| Ok(Frame::data(chunk))))
     }
 
@@ -98,7 +136,17 @@ impl ChunkedBody {
     pub fn new(chunks: impl Iterator<Item = Bytes> + Send + 'static) -> Self {
         Self {
             chunks: Box::new(chunks),
+            pace: None,
         }
+    }
+
+    /// The same body, waiting `every` before each chunk.
+    fn paced(mut self, every: Duration) -> Self {
+        self.pace = Some(Pace {
+            every,
+            next: Box::pin(tokio::time::sleep(every)),
+        });
+        self
     }
 }
 
@@ -127,6 +175,31 @@ pub fn answer(
     body: &[u8],
     options: AiMockOptions,
 ) -> Response<ChunkedBody> {
+    let mut response = answer_without_echo(shape, headers, body, options);
+    for name in ECHOED_AUTH_HEADERS {
+        if let Some(value) = headers.get(name)
+            && let Ok(echo_name) = header::HeaderName::try_from(format!("x-mock-saw-{name}"))
+        {
+            response.headers_mut().insert(echo_name, value.clone());
+        }
+    }
+    if let Some(delay) = headers
+        .get("x-mock-chunk-delay-ms")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+    {
+        response = response.map(|body| body.paced(Duration::from_millis(delay)));
+    }
+    response
+}
+
+fn answer_without_echo(
+    shape: AiShape,
+    headers: &HeaderMap,
+    body: &[u8],
+    options: AiMockOptions,
+) -> Response<ChunkedBody> {
     let options = per_request(options, headers);
     if let Some(status) = headers
         .get("x-mock-status")
@@ -137,9 +210,9 @@ pub fn answer(
         return respond(
             status,
             "application/json",
-            vec![Bytes::from(
+            one(Bytes::from(
                 json!({"error": {"message": "mock failure"}}).to_string(),
-            )],
+            )),
             options.gzip,
         );
     }
@@ -147,17 +220,17 @@ pub fn answer(
         return respond(
             StatusCode::BAD_REQUEST,
             "application/json",
-            vec![Bytes::from_static(
+            one(Bytes::from_static(
                 br#"{"error":{"message":"body is not JSON"}}"#,
-            )],
+            )),
             options.gzip,
         );
     };
     let usage = usage_for(shape, &request, options);
     let model = request["model"].as_str().unwrap_or("mock-model").to_owned();
     let stream = request["stream"].as_bool() == Some(true);
-    let (content_type, chunks) = match (shape, stream) {
-        (AiShape::ChatCompletions, false) => ("application/json", vec![chat_json(&model, usage)]),
+    let (content_type, chunks): (_, Chunks) = match (shape, stream) {
+        (AiShape::ChatCompletions, false) => ("application/json", one(chat_json(&model, usage))),
         (AiShape::ChatCompletions, true) => {
             let include_usage = request["stream_options"]["include_usage"].as_bool() == Some(true);
             (
@@ -165,9 +238,9 @@ pub fn answer(
                 chat_stream(&model, usage, include_usage),
             )
         }
-        (AiShape::Responses, false) => ("application/json", vec![responses_json(&model, usage)]),
+        (AiShape::Responses, false) => ("application/json", one(responses_json(&model, usage))),
         (AiShape::Responses, true) => ("text/event-stream", responses_stream(&model, usage)),
-        (AiShape::Messages, false) => ("application/json", vec![messages_json(&model, usage)]),
+        (AiShape::Messages, false) => ("application/json", one(messages_json(&model, usage))),
         (AiShape::Messages, true) => ("text/event-stream", messages_stream(&model, usage)),
     };
     respond(StatusCode::OK, content_type, chunks, options.gzip)
@@ -286,32 +359,43 @@ fn sse_event(event: &str, data: &Value) -> Bytes {
     Bytes::from(format!("event: {event}\ndata: {data}\n\n"))
 }
 
-fn chat_stream(model: &str, usage: MockUsage, include_usage: bool) -> Vec<Bytes> {
+fn chat_stream(model: &str, usage: MockUsage, include_usage: bool) -> Chunks {
     let chunk = |choices: Value| {
         json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000u64,
                "model": model, "choices": choices})
     };
-    let mut events = Vec::new();
+    let mut choices: Vec<Chunks> = Vec::with_capacity(usage.choices);
     for i in 0..usage.choices {
-        events.push(sse(&chunk(json!([{"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}]))));
-        for _ in 0..usage.completions[i] {
-            events.push(sse(&chunk(
-                json!([{"index": i, "delta": {"content": "tok "}, "finish_reason": null}]),
-            )));
-        }
-        events.push(sse(&chunk(
+        let start = sse(&chunk(
+            json!([{"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}]),
+        ));
+        // Every token event of a choice is the same bytes: shared, not copied.
+        let token = sse(&chunk(
+            json!([{"index": i, "delta": {"content": "tok "}, "finish_reason": null}]),
+        ));
+        let end = sse(&chunk(
             json!([{"index": i, "delta": {}, "finish_reason": "length"}]),
-        )));
+        ));
+        choices.push(Box::new(
+            std::iter::once(start)
+                .chain(std::iter::repeat_n(token, usage.completions[i] as usize))
+                .chain(std::iter::once(end)),
+        ));
     }
-    if include_usage {
+    let usage_chunk = include_usage.then(|| {
         let completion = usage.completion();
         let mut last = chunk(json!([]));
         last["usage"] = json!({"prompt_tokens": usage.prompt, "completion_tokens": completion,
                                "total_tokens": usage.prompt + completion});
-        events.push(sse(&last));
-    }
-    events.push(Bytes::from_static(b"data: [DONE]\n\n"));
-    events
+        sse(&last)
+    });
+    Box::new(
+        choices
+            .into_iter()
+            .flatten()
+            .chain(usage_chunk)
+            .chain(std::iter::once(Bytes::from_static(b"data: [DONE]\n\n"))),
+    )
 }
 
 fn responses_usage(usage: MockUsage) -> Value {
@@ -331,27 +415,31 @@ fn responses_json(model: &str, usage: MockUsage) -> Bytes {
     Bytes::from(responses_object(model, usage, "completed").to_string())
 }
 
-fn responses_stream(model: &str, usage: MockUsage) -> Vec<Bytes> {
+fn responses_stream(model: &str, usage: MockUsage) -> Chunks {
     let mut created = responses_object(model, usage, "in_progress");
     created["usage"] = Value::Null;
     created["output"] = json!([]);
-    let mut events = vec![sse_event(
+    let created = sse_event(
         "response.created",
         &json!({"type": "response.created", "sequence_number": 0, "response": created}),
-    )];
-    for i in 0..usage.completion() {
-        events.push(sse_event(
+    );
+    let deltas = (0..usage.completion()).map(|i| {
+        sse_event(
             "response.output_text.delta",
             &json!({"type": "response.output_text.delta", "sequence_number": i + 1, "item_id": "msg_mock",
                     "output_index": 0, "content_index": 0, "delta": "tok "}),
-        ));
-    }
-    events.push(sse_event(
+        )
+    });
+    let completed = sse_event(
         "response.completed",
         &json!({"type": "response.completed", "sequence_number": usage.completion() + 1,
                 "response": responses_object(model, usage, "completed")}),
-    ));
-    events
+    );
+    Box::new(
+        std::iter::once(created)
+            .chain(deltas)
+            .chain(std::iter::once(completed)),
+    )
 }
 
 fn messages_json(model: &str, usage: MockUsage) -> Bytes {
@@ -365,50 +453,59 @@ fn messages_json(model: &str, usage: MockUsage) -> Bytes {
     )
 }
 
-fn messages_stream(model: &str, usage: MockUsage) -> Vec<Bytes> {
+fn messages_stream(model: &str, usage: MockUsage) -> Chunks {
     let total = usage.completion();
-    let mut events = vec![sse_event(
-        "message_start",
-        &json!({"type": "message_start", "message": {"id": "msg_mock", "type": "message", "role": "assistant",
-                "model": model, "content": [], "stop_reason": null, "stop_sequence": null,
-                "usage": {"input_tokens": usage.prompt, "output_tokens": 1,
-                          "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}}),
-    )];
-    events.push(sse_event(
-        "content_block_start",
-        &json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
-    ));
-    for i in 1..=total {
-        events.push(sse_event(
-            "content_block_delta",
-            &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "tok "}}),
-        ));
+    let head = [
+        sse_event(
+            "message_start",
+            &json!({"type": "message_start", "message": {"id": "msg_mock", "type": "message", "role": "assistant",
+                    "model": model, "content": [], "stop_reason": null, "stop_sequence": null,
+                    "usage": {"input_tokens": usage.prompt, "output_tokens": 1,
+                              "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}}),
+        ),
+        sse_event(
+            "content_block_start",
+            &json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+    ];
+    let delta = sse_event(
+        "content_block_delta",
+        &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "tok "}}),
+    );
+    let body = (1..=total).flat_map(move |i| {
         // Cumulative output counts along the way, as the real API may send.
-        if i % 8 == 0 && i < total {
-            events.push(sse_event(
+        let progress = (i % 8 == 0 && i < total).then(|| {
+            sse_event(
                 "message_delta",
                 &json!({"type": "message_delta", "delta": {"stop_reason": null, "stop_sequence": null},
                         "usage": {"output_tokens": i}}),
-            ));
-        }
-    }
-    events.push(sse_event(
-        "content_block_stop",
-        &json!({"type": "content_block_stop", "index": 0}),
-    ));
-    events.push(sse_event(
-        "message_delta",
-        &json!({"type": "message_delta", "delta": {"stop_reason": "max_tokens", "stop_sequence": null},
-                "usage": {"output_tokens": total}}),
-    ));
-    events.push(sse_event("message_stop", &json!({"type": "message_stop"})));
-    events
+            )
+        });
+        std::iter::once(delta.clone()).chain(progress)
+    });
+    let tail = [
+        sse_event(
+            "content_block_stop",
+            &json!({"type": "content_block_stop", "index": 0}),
+        ),
+        sse_event(
+            "message_delta",
+            &json!({"type": "message_delta", "delta": {"stop_reason": "max_tokens", "stop_sequence": null},
+                    "usage": {"output_tokens": total}}),
+        ),
+        sse_event("message_stop", &json!({"type": "message_stop"})),
+    ];
+    Box::new(head.into_iter().chain(body).chain(tail))
+}
+
+fn one(chunk: Bytes) -> Chunks {
+    Box::new(std::iter::once(chunk))
 }
 
 fn respond(
     status: StatusCode,
     content_type: &'static str,
-    chunks: Vec<Bytes>,
+    chunks: Chunks,
     gzip: bool,
 ) -> Response<ChunkedBody> {
     let mut builder = Response::builder()
@@ -417,14 +514,14 @@ fn respond(
     let body = if gzip {
         use std::io::Write;
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        for chunk in &chunks {
-            encoder.write_all(chunk).expect("writing to memory");
+        for chunk in chunks {
+            encoder.write_all(&chunk).expect("writing to memory");
         }
         builder = builder.header(header::CONTENT_ENCODING, "gzip");
         let compressed = Bytes::from(encoder.finish().expect("writing to memory"));
         ChunkedBody::new(std::iter::once(compressed))
     } else {
-        ChunkedBody::new(VecDeque::from(chunks).into_iter())
+        ChunkedBody::new(chunks)
     };
     builder.body(body).expect("static parts are valid")
 }
@@ -476,13 +573,11 @@ mod tests {
     fn chat_stream_has_usage_chunk_only_when_asked() {
         let usage = chat(json!({"messages": [], "max_tokens": 2}));
         let with: String = chat_stream("m", usage, true)
-            .iter()
-            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
             .collect();
         assert!(with.contains("\"total_tokens\""));
         let without: String = chat_stream("m", usage, false)
-            .iter()
-            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
             .collect();
         assert!(!without.contains("usage"));
         assert!(without.ends_with("data: [DONE]\n\n"));

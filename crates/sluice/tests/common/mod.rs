@@ -31,6 +31,9 @@ pub(crate) const KEY_PEPPER: &str = "pepper";
 pub(crate) const PUBLISHER: &str = "/api/am/publisher/v4";
 /// Base path of the DevPortal REST API.
 pub(crate) const DEVPORTAL: &str = "/api/am/devportal/v3";
+/// The secrets key (`SLUICE_SECRETS_KEY`) of every node of a test cluster.
+pub(crate) const CLUSTER_SECRETS_KEY: &str =
+    "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed";
 /// A moment on a minute boundary (epoch ms) for fake-clock tests.
 pub(crate) const MINUTE_START_MS: u64 = 28_333_334 * 60_000;
 
@@ -63,15 +66,18 @@ pub(crate) async fn start_mock() -> MockBackend {
 
 /// A mock backend that waits `latency` before each answer.
 pub(crate) async fn start_mock_with_latency(latency: Duration) -> MockBackend {
-    MockBackend::start(
-        "127.0.0.1:0".parse().expect("valid address"),
-        MockOptions {
-            latency,
-            ..MockOptions::default()
-        },
-    )
+    start_mock_with(MockOptions {
+        latency,
+        ..MockOptions::default()
+    })
     .await
-    .expect("the mock backend starts")
+}
+
+/// A mock backend with these options (latency, AI usage rule).
+pub(crate) async fn start_mock_with(options: MockOptions) -> MockBackend {
+    MockBackend::start("127.0.0.1:0".parse().expect("valid address"), options)
+        .await
+        .expect("the mock backend starts")
 }
 
 /// An address on which nothing listens: bound once, then released.
@@ -86,7 +92,23 @@ pub(crate) struct Sluice {
     pub(crate) admin_addr: SocketAddr,
     http: Client,
     running: Option<Running>,
+    process: Option<ServerProcess>,
     data_dir: Option<TempDir>,
+}
+
+/// The real `sluice serve` binary as a child process, and everything it has
+/// written to stdout and stderr so far.
+struct ServerProcess {
+    child: std::process::Child,
+    output: Arc<parking_lot::Mutex<String>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 static NEXT_NAME: AtomicUsize = AtomicUsize::new(0);
@@ -128,7 +150,7 @@ impl Sluice {
         clock: Arc<dyn Clock>,
         admin_password: Option<String>,
     ) -> Self {
-        let running = start(
+        Self::start_with_options(
             config,
             StartOptions {
                 clock,
@@ -138,14 +160,149 @@ impl Sluice {
             },
         )
         .await
-        .expect("Sluice starts");
+    }
+
+    /// One node of a cluster: exactly this configuration (its store and data
+    /// directory are the caller's), on the real clock, with the pepper and
+    /// secrets key every node of a cluster must share.
+    pub(crate) async fn start_node(config: &Config) -> Self {
+        Self::start_with_options(
+            config,
+            StartOptions {
+                clock: Arc::new(SystemClock::new()),
+                admin_password: Some(ADMIN_PASSWORD.into()),
+                key_pepper: Some(KEY_PEPPER.into()),
+                secrets_key: Some(CLUSTER_SECRETS_KEY.into()),
+            },
+        )
+        .await
+    }
+
+    async fn start_with_options(config: &Config, options: StartOptions) -> Self {
+        let running = start(config, options).await.expect("Sluice starts");
         Self {
             gateway_addr: running.gateway_addr,
             admin_addr: running.admin_addr,
             http: http_client(),
             running: Some(running),
+            process: None,
             data_dir: None,
         }
+    }
+
+    /// The `sluice serve` binary of this build, started as a child process on
+    /// free ports over a temporary data directory, with the test admin
+    /// password and pepper, the access log on, and `env` added to its
+    /// environment (`RUST_LOG`). For what only a process shows: its logs.
+    pub(crate) fn spawn_binary(env: &[(&str, &str)]) -> Self {
+        let data_dir = TempDir::new().expect("a temporary directory");
+        let mut sluice = Self::spawn_binary_in(data_dir.path(), "", env);
+        sluice.data_dir = Some(data_dir);
+        sluice
+    }
+
+    /// [`Sluice::spawn_binary`] over the caller's data directory (kept when
+    /// the process ends, for a restart), with `gateway_keys` added to its
+    /// `[gateway]` section.
+    pub(crate) fn spawn_binary_in(
+        data_dir: &Path,
+        gateway_keys: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+        let config_path = data_dir.join("sluice.toml");
+        std::fs::write(
+            &config_path,
+            format!(
+                "[gateway]\nlisten = \"127.0.0.1:0\"\n{gateway_keys}\n[admin]\nlisten = \"127.0.0.1:0\"\n\
+                 [store]\nurl = \"sqlite://{}\"\n",
+                data_dir.join("sluice.db").display()
+            ),
+        )
+        .expect("the config file is written");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .env("SLUICE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("SLUICE_KEY_PEPPER", KEY_PEPPER)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the sluice binary starts");
+        let output = Arc::new(parking_lot::Mutex::new(String::new()));
+        let (addresses, announced) = std::sync::mpsc::channel();
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
+        let readers = [
+            Box::new(stdout) as Box<dyn BufRead + Send>,
+            Box::new(stderr),
+        ]
+        .into_iter()
+        .map(|stream| {
+            let (output, addresses) = (Arc::clone(&output), addresses.clone());
+            std::thread::spawn(move || {
+                for line in stream.lines().map_while(Result::ok) {
+                    // "Sluice gateway on http://A, admin API on http://B"
+                    if let Some(rest) = line.strip_prefix("Sluice gateway on http://")
+                        && let Some((gateway, admin)) = rest.split_once(", admin API on http://")
+                    {
+                        let _ = addresses.send((gateway.parse(), admin.trim().parse()));
+                    }
+                    let mut output = output.lock();
+                    output.push_str(&line);
+                    output.push('\n');
+                }
+            })
+        })
+        .collect();
+        let process = ServerProcess {
+            child,
+            output: Arc::clone(&output),
+            readers,
+        };
+        let Ok((Ok(gateway_addr), Ok(admin_addr))) =
+            announced.recv_timeout(Duration::from_secs(20))
+        else {
+            drop(process);
+            panic!("sluice did not announce its addresses:\n{}", output.lock());
+        };
+        Self {
+            gateway_addr,
+            admin_addr,
+            http: http_client(),
+            running: None,
+            process: Some(process),
+            data_dir: None,
+        }
+    }
+
+    /// The process id of a server started by [`Sluice::spawn_binary`].
+    pub(crate) fn pid(&self) -> u32 {
+        self.process.as_ref().expect("a spawned binary").child.id()
+    }
+
+    /// Stop a server started by [`Sluice::spawn_binary`] and return all it
+    /// wrote to stdout and stderr.
+    pub(crate) fn stop_binary(mut self) -> String {
+        let mut process = self.process.take().expect("a spawned binary");
+        let _ = process.child.kill();
+        let _ = process.child.wait();
+        for reader in std::mem::take(&mut process.readers) {
+            let _ = reader.join();
+        }
+        process.output.lock().clone()
+    }
+
+    /// The data directory of a server started by [`Sluice::start_configured`].
+    pub(crate) fn data_dir(&self) -> &Path {
+        self.data_dir
+            .as_ref()
+            .expect("a harness-owned data directory")
+            .path()
     }
 
     /// The running server (for what only the process knows).
@@ -194,6 +351,14 @@ impl Sluice {
             )
             .await;
         assert_eq!(reply.status, 200, "replace: {}", reply.text());
+    }
+
+    /// An API's definition as the admin API returns it (secrets masked).
+    pub(crate) async fn definition(&self, api: &PublishedApi) -> Value {
+        let reply =
+            Reply::from(self.admin(Method::GET, &format!("{PUBLISHER}/apis/{}", api.id))).await;
+        assert_eq!(reply.status, 200, "get: {}", reply.text());
+        reply.json()
     }
 
     /// Delete an API; panics unless 200.
@@ -279,6 +444,11 @@ impl Sluice {
         }
     }
 
+    /// `GET /readyz` (no credentials needed).
+    pub(crate) async fn readiness(&self) -> Reply {
+        Reply::from(self.http.get(format!("{}/readyz", url_of(self.admin_addr)))).await
+    }
+
     /// Scrape `/metrics`.
     pub(crate) async fn metrics(&self) -> Metrics {
         let reply = Reply::from(self.admin(Method::GET, "/metrics")).await;
@@ -301,6 +471,38 @@ impl Sluice {
             request = request.header("apikey", key);
         }
         Reply::from(request).await
+    }
+
+    /// `POST path` on the gateway with a JSON body, the key as
+    /// `Authorization: Bearer` (as OpenAI's SDKs send it) if given, and extra
+    /// headers (the mock's `x-mock-*` switches, a client's own auth headers).
+    pub(crate) async fn post_json(
+        &self,
+        path: &str,
+        key: Option<&str>,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        Reply::from(self.ai_request(path, key, body, headers)).await
+    }
+
+    /// The request [`Sluice::post_json`] sends, for callers that read the
+    /// answer themselves (streams).
+    pub(crate) fn ai_request(
+        &self,
+        path: &str,
+        key: Option<&str>,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> RequestBuilder {
+        let mut request = self.gateway(Method::POST, path).json(body);
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request
     }
 
     /// `count` sequential `GET`s; the statuses in order.
@@ -413,7 +615,71 @@ impl ApiSpec {
 
     /// `x-sluice.open: true`: callable without a key.
     pub(crate) fn open(self) -> Self {
-        self.with("x-sluice", json!({"open": true}))
+        self.api_option("open", json!(true))
+    }
+
+    /// One of Sluice's options in the API's own `x-sluice` object.
+    pub(crate) fn api_option(mut self, name: &str, value: Value) -> Self {
+        if self.0["x-sluice"].is_null() {
+            self.0["x-sluice"] = json!({});
+        }
+        self.0["x-sluice"][name] = value;
+        self
+    }
+
+    /// An AI API whose backend speaks `provider` (WSO2's `llmProviderName`:
+    /// `OpenAI`, `AzureOpenAI`, `MistralAI`, `Anthropic`, `OpenAICompatible`).
+    pub(crate) fn ai(self, provider: &str) -> Self {
+        self.with(
+            "subtypeConfiguration",
+            json!({"subtype": "AIAPI", "configuration": {"llmProviderName": provider}}),
+        )
+    }
+
+    /// Token limits of one environment (`production` or `sandbox`) in
+    /// `maxTps.tokenBasedThrottlingConfiguration`, switched on; `None`
+    /// leaves a dimension unlimited. They count per the environment's time
+    /// unit (`{environment}TimeUnit`), set here to `unit`.
+    pub(crate) fn token_limits(
+        mut self,
+        environment: &str,
+        unit: &str,
+        [prompt, completion, total]: [Option<u64>; 3],
+    ) -> Self {
+        self = self.max_tps(&format!("{environment}TimeUnit"), json!(unit));
+        if self.0["maxTps"]["tokenBasedThrottlingConfiguration"].is_null() {
+            self = self.max_tps("tokenBasedThrottlingConfiguration", json!({}));
+        }
+        let config = &mut self.0["maxTps"]["tokenBasedThrottlingConfiguration"];
+        config["isTokenBasedThrottlingEnabled"] = json!(true);
+        for (suffix, cap) in [
+            ("MaxPromptTokenCount", prompt),
+            ("MaxCompletionTokenCount", completion),
+            ("MaxTotalTokenCount", total),
+        ] {
+            if let Some(cap) = cap {
+                config[format!("{environment}{suffix}")] = json!(cap);
+            }
+        }
+        self
+    }
+
+    /// `isTokenBasedThrottlingEnabled`, once token limits are set.
+    pub(crate) fn token_throttling_enabled(mut self, enabled: bool) -> Self {
+        self.0["maxTps"]["tokenBasedThrottlingConfiguration"]["isTokenBasedThrottlingEnabled"] =
+            json!(enabled);
+        self
+    }
+
+    /// Endpoint credentials of one environment, WSO2's `apikey` type: the
+    /// gateway sends `header: value` to the backend instead of the client's
+    /// auth headers.
+    pub(crate) fn endpoint_api_key(mut self, environment: &str, header: &str, value: &str) -> Self {
+        self.0["endpointConfig"]["endpoint_security"][environment] = json!({
+            "enabled": true, "type": "apikey",
+            "apiKeyIdentifier": header, "apiKeyValue": value,
+        });
+        self
     }
 
     /// Set a top-level field of the DTO (`null` removes nothing, it sets null).
@@ -483,6 +749,12 @@ impl Reply {
         body["fault"]["code"]
             .as_u64()
             .unwrap_or_else(|| panic!("no fault code in {body}"))
+    }
+
+    /// The `data:` payloads of a server-sent event stream, as JSON (the
+    /// closing `[DONE]` and non-JSON payloads left out).
+    pub(crate) fn sse_data(&self) -> Vec<Value> {
+        sse_data(&self.text())
     }
 
     /// What the mock backend saw of the forwarded request (its echo).
@@ -559,6 +831,26 @@ impl Metrics {
         matches.first().copied().unwrap_or(0.0)
     }
 
+    /// `sluice_backend_tokens_total` of one (API, environment, dimension)
+    /// from one source (`reported` or `estimated`).
+    pub(crate) fn tokens(
+        &self,
+        api: &PublishedApi,
+        environment: &str,
+        dimension: &str,
+        source: &str,
+    ) -> f64 {
+        self.value(
+            sluice_gateway::telemetry::names::TOKENS,
+            &[
+                ("api_id", api.id.as_str()),
+                ("environment", environment),
+                ("dimension", dimension),
+                ("source", source),
+            ],
+        )
+    }
+
     /// A series of one (API, environment), optionally of one dimension.
     pub(crate) fn of(
         &self,
@@ -572,6 +864,61 @@ impl Metrics {
             labels.push(("dimension", dimension));
         }
         self.value(name, &labels)
+    }
+}
+
+/// The `data:` payloads of a server-sent event stream, as JSON.
+pub(crate) fn sse_data(stream: &str) -> Vec<Value> {
+    stream
+        .lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .filter_map(|data| serde_json::from_str(data.trim()).ok())
+        .collect()
+}
+
+/// Token usage as a provider reports it, in Sluice's three dimensions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Usage {
+    pub(crate) prompt: u64,
+    pub(crate) completion: u64,
+    pub(crate) total: u64,
+}
+
+impl Usage {
+    /// The usage block of an OpenAI chat completion (`prompt_tokens`,
+    /// `completion_tokens`, `total_tokens`), a Responses object
+    /// (`input_tokens`, `output_tokens`, `total_tokens`) or an Anthropic
+    /// message (`input_tokens` plus cache tokens, `output_tokens`); `None`
+    /// when `value` has no `usage` object.
+    pub(crate) fn reported_in(value: &Value) -> Option<Self> {
+        let usage = value.get("usage").filter(|u| u.is_object())?;
+        let field = |name: &str| usage[name].as_u64().unwrap_or(0);
+        let (prompt, completion) = if usage.get("prompt_tokens").is_some() {
+            (field("prompt_tokens"), field("completion_tokens"))
+        } else {
+            (
+                field("input_tokens")
+                    + field("cache_creation_input_tokens")
+                    + field("cache_read_input_tokens"),
+                field("output_tokens"),
+            )
+        };
+        Some(Self {
+            prompt,
+            completion,
+            total: usage["total_tokens"]
+                .as_u64()
+                .unwrap_or(prompt + completion),
+        })
+    }
+
+    /// Component-wise sum.
+    pub(crate) fn plus(self, other: Self) -> Self {
+        Self {
+            prompt: self.prompt + other.prompt,
+            completion: self.completion + other.completion,
+            total: self.total + other.total,
+        }
     }
 }
 
@@ -610,6 +957,44 @@ pub(crate) fn received_by_window(backend: &MockBackend) -> Vec<(AdmissionStamp, 
         .iter()
         .map(|(stamp, count)| (AdmissionStamp::parse(stamp), *count))
         .collect()
+}
+
+/// Scrape `/metrics` every 10 ms until `condition` holds of them (for what
+/// the gateway does after a client has gone, such as settling a dropped
+/// stream); the metrics that satisfied it. Panics after 10 s.
+pub(crate) async fn wait_for_metrics(
+    sluice: &Sluice,
+    what: &str,
+    mut condition: impl FnMut(&Metrics) -> bool,
+) -> Metrics {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = sluice.metrics().await;
+        if condition(&metrics) {
+            return metrics;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Poll an asynchronous `condition` (a request, say) every 25 ms until it
+/// holds; panics when it still does not after `within`. Returns how long it
+/// took, for events that must happen within a bound.
+pub(crate) async fn eventually(
+    what: &str,
+    within: Duration,
+    mut condition: impl AsyncFnMut() -> bool,
+) -> Duration {
+    let started = tokio::time::Instant::now();
+    while !condition().await {
+        assert!(started.elapsed() < within, "not within {within:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    started.elapsed()
 }
 
 /// Poll `condition` every 10 ms until it holds (for events in real time,
