@@ -1,13 +1,13 @@
 // The Runtime flow for the token limits of an AI API: the same six steps,
 // with prompt, completion and total token counts per environment, saved in
-// WSO2's `tokenBasedThrottlingConfiguration`. Token enforcement through the
-// gateway belongs to the AI issue (#3); this checks what the UI owns: the
-// saved definition, read back through the REST API.
+// WSO2's `tokenBasedThrottlingConfiguration`, read back through the REST API;
+// then real chat completions through the gateway meet the saved token limits.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startSluice, httpApi } from '../lib/sluice.js';
 import { launch, logIn, openRuntime, screenshot, textOf } from '../lib/browser.js';
+import { awayFromMinuteEnd } from '../lib/clock.js';
 
 let sluice;
 let browser;
@@ -109,6 +109,64 @@ test('token limits per environment are saved in WSO2 shape, and nothing else cha
   await page.locator('[data-metric="total_tokens"][data-env="production"]').waitFor();
   await screenshot(page, 'traffic-ai', { fullPage: true });
   await page.close();
+});
+
+/** A chat completion through the gateway: the mock answers `max_tokens`
+ * completion tokens and about a quarter of the prompt's bytes as prompt. */
+async function chat(path, key, maxTokens) {
+  const response = await fetch(`${sluice.gateway}${path}`, {
+    method: 'POST',
+    headers: { apikey: key, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'gpt-test', max_tokens: maxTokens, messages: [{ role: 'user', content: 'Hello there' }] }),
+  });
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, json: text ? JSON.parse(text) : null };
+}
+
+test('token limits saved on the Runtime page are enforced through the gateway at once', async () => {
+  const api = await sluice.createApi(aiApi('Tokens', '/tokens'));
+  const keys = await sluice.subscribedKeys(api.id, 'token-app');
+  const page = await browser.newPage();
+  await logIn(page, sluice);
+  await openRuntime(page, 'Tokens');
+  await page.getByLabel('Specify').check();
+  await page.getByLabel('Production: time unit').selectOption('MINUTE');
+  await page.getByLabel('Sandbox: time unit').selectOption('MINUTE');
+  await page.getByLabel('Enforce token limits').check();
+  await page.getByLabel('Production: total tokens per time unit').fill('120');
+  // Per SECOND, token limits get a warning; per MINUTE it goes away.
+  await page.getByLabel('Production: time unit').selectOption('SECOND');
+  assert.match(await textOf(page.locator('#token-second-warning')), /production are counted per SECOND/);
+  await page.getByLabel('Production: time unit').selectOption('MINUTE');
+  assert.equal(await page.locator('#token-second-warning').isVisible(), false);
+  await page.getByLabel('Sandbox: total tokens per time unit').fill('50');
+  await page.getByRole('button', { name: 'Save' }).click();
+  assert.match(await textOf(page.locator('.form-ok')), /^Saved\./);
+  await page.close();
+  await awayFromMinuteEnd();
+
+  // Production, 120 total tokens per MINUTE: each call reserves its prompt
+  // bound plus 30 before it is forwarded, so calls pass until the next
+  // reservation would not fit, and what the backend reports stays within.
+  const path = '/tokens/v1/v1/chat/completions';
+  const replies = [];
+  for (let i = 0; i < 5; i += 1) replies.push(await chat(path, keys.PRODUCTION, 30));
+  const statuses = replies.map((reply) => reply.status);
+  const passed = replies.filter((reply) => reply.status === 200);
+  assert.ok(passed.length >= 1, `some calls pass: ${statuses}`);
+  assert.deepEqual(statuses, [...passed.map(() => 200), ...Array(5 - passed.length).fill(503)]);
+  const reported = passed.reduce((sum, reply) => sum + reply.json.usage.total_tokens, 0);
+  assert.ok(reported <= 120, `the backend reported ${reported} tokens`);
+  const refused = replies[passed.length];
+  assert.equal(refused.headers.get('x-sluice-limit-dimension'), 'total_tokens');
+  assert.equal(refused.json.fault.code, 900801);
+  assert.ok(Number(refused.headers.get('retry-after')) >= 1);
+
+  // Sandbox, 50 total tokens: a call that reserves more can never pass.
+  const tooBig = await chat(path, keys.SANDBOX, 40);
+  assert.equal(tooBig.status, 400);
+  assert.equal(tooBig.headers.get('x-should-retry'), 'false');
+  assert.equal(tooBig.json.fault.code, 900952);
 });
 
 test('a plain API shows no token fields and keeps a stored token configuration', async () => {

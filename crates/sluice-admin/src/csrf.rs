@@ -14,8 +14,13 @@
 //!   (curl, scripts) are not affected.
 //!
 //! `SameSite=Strict` on the cookie is a third, browser-side layer.
+//!
+//! HTTP/2 carries the origin a request was sent to in `:authority`, not
+//! `Host`; [`host_from_authority`] gives such requests the `Host` the origin
+//! check compares with.
 
-use http::{HeaderMap, Method, header};
+use axum::extract::Request;
+use http::{HeaderMap, HeaderValue, Method, header};
 use subtle::ConstantTimeEq;
 
 /// The header a session-authenticated state-changing request carries its
@@ -38,6 +43,20 @@ pub(crate) fn token_matches(headers: &HeaderMap, expected: &str) -> bool {
         return false;
     };
     !expected.is_empty() && bool::from(presented.as_bytes().ct_eq(expected.as_bytes()))
+}
+
+/// Middleware: a request without `Host` (HTTP/2) gets one from its URI's
+/// authority, so the origin check sees where it was sent.
+pub(crate) async fn host_from_authority(mut request: Request) -> Request {
+    if !request.headers().contains_key(header::HOST)
+        && let Some(host) = request
+            .uri()
+            .authority()
+            .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok())
+    {
+        request.headers_mut().insert(header::HOST, host);
+    }
+    request
 }
 
 /// Why the request looks like it comes from another site, if it does: its

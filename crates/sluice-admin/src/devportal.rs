@@ -13,7 +13,7 @@ use crate::dto::{
 };
 use crate::error::AdminError;
 use crate::extract::{JsonObject, OptionalJsonObject, Path, Query};
-use crate::openapi::CommonErrors;
+use crate::openapi::{BodyErrors, CommonErrors};
 use crate::paging::{Page, name_filter, name_matches};
 use crate::{DEVPORTAL_BASE, Shared, now_ms};
 use axum::Json;
@@ -43,6 +43,7 @@ const DEFAULT_POLICY: &str = "Unlimited";
         (status = 400, description = "Invalid application; `error` names the field", body = ErrorDto),
         (status = 409, description = "An application has this name", body = ErrorDto),
         CommonErrors,
+        BodyErrors,
     )
 )]
 pub(crate) async fn create_application(
@@ -162,6 +163,7 @@ pub(crate) async fn delete_application(
         (status = 404, description = "The API or the application does not exist; `error` names which", body = ErrorDto),
         (status = 409, description = "The application is already subscribed to the API", body = ErrorDto),
         CommonErrors,
+        BodyErrors,
     )
 )]
 pub(crate) async fn create_subscription(
@@ -307,6 +309,7 @@ pub(crate) async fn delete_subscription(
         (status = 400, description = "Bad key type or validity period; `error` names the field", body = ErrorDto),
         (status = 404, description = "No such application", body = ErrorDto),
         CommonErrors,
+        BodyErrors,
     )
 )]
 pub(crate) async fn generate_api_key(
@@ -361,6 +364,7 @@ pub(crate) async fn generate_api_key(
         (status = 400, description = "Bad key type or key; `error` names the field", body = ErrorDto),
         (status = 404, description = "The application has no such key of this type", body = ErrorDto),
         CommonErrors,
+        BodyErrors,
     )
 )]
 pub(crate) async fn revoke_api_key(

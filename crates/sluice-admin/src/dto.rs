@@ -71,10 +71,10 @@ pub struct PaginationDto {
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Page size (default 25, at least 1).
-    #[param(value_type = Option<u32>, minimum = 1)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 2147483647)]
     pub limit: Option<String>,
     /// Items to skip (default 0).
-    #[param(value_type = Option<u32>)]
+    #[param(value_type = Option<u32>, maximum = 2147483647)]
     pub offset: Option<String>,
     /// `name:X` or `X`: only items whose name contains X, ignoring case.
     pub query: Option<String>,
@@ -90,10 +90,10 @@ pub struct SubscriptionListParams {
     /// Only subscriptions of this application.
     pub application_id: Option<String>,
     /// Page size (default 25, at least 1).
-    #[param(value_type = Option<u32>, minimum = 1)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 2147483647)]
     pub limit: Option<String>,
     /// Items to skip (default 0).
-    #[param(value_type = Option<u32>)]
+    #[param(value_type = Option<u32>, maximum = 2147483647)]
     pub offset: Option<String>,
 }
 

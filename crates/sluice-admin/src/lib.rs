@@ -19,6 +19,7 @@ pub mod dto;
 mod error;
 mod extract;
 mod health;
+mod listener;
 mod openapi;
 mod paging;
 mod publisher;
@@ -34,6 +35,8 @@ use sluice_store::{DefinitionStore, StoreError};
 use std::sync::Arc;
 
 pub use bootstrap::{BootstrapError, bootstrap_admin};
+pub use listener::serve;
+pub use ui::{UI_ROUTES, UiAccess};
 
 /// Base path of the Publisher REST API.
 pub const PUBLISHER_BASE: &str = "/api/am/publisher/v4";
@@ -76,13 +79,21 @@ pub struct Readiness {
 /// UI's login page and its static files requires an admin user: HTTP Basic
 /// credentials or a Publisher UI session (see `auth`).
 pub fn router(state: AdminState) -> Router {
+    build_router(state, false)
+}
+
+/// [`router`] for a listener that serves HTTPS: session cookies are `Secure`.
+pub fn tls_router(state: AdminState) -> Router {
+    build_router(state, true)
+}
+
+fn build_router(state: AdminState, secure_cookies: bool) -> Router {
     let shared = Shared {
         admin: state,
         auth: Arc::new(auth::Authenticator::default()),
         sessions: Arc::new(session::SessionStore::default()),
         logins: Arc::new(ui::LoginLimiter::default()),
-        // The admin listener serves plain HTTP until it gets TLS settings.
-        secure_cookies: false,
+        secure_cookies,
     };
     let authenticated = Router::new()
         .route(
@@ -135,6 +146,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/readyz", get(health::readyz))
         .fallback(|| async { AdminError::NoRoute })
         .method_not_allowed_fallback(|| async { AdminError::MethodNotAllowed })
+        .layer(middleware::map_request(csrf::host_from_authority))
         .with_state(shared)
 }
 

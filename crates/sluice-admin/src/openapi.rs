@@ -94,26 +94,46 @@ pub(crate) struct CommonErrors;
 
 impl IntoResponses for CommonErrors {
     fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::response::Response>> {
-        [
+        error_responses(&[
             ("401", "No valid admin credentials"),
             (
                 "500",
                 "Internal error, or the change was saved but not applied",
             ),
             ("503", "The definition store is unavailable"),
-        ]
-        .into_iter()
+        ])
+    }
+}
+
+/// Responses with WSO2's error body, by status.
+fn error_responses(
+    statuses: &[(&str, &str)],
+) -> BTreeMap<String, RefOr<utoipa::openapi::response::Response>> {
+    statuses
+        .iter()
         .map(|(status, description)| {
             let content = ContentBuilder::new()
                 .schema(Some(Ref::from_schema_name("ErrorDto")))
                 .build();
             let response = ResponseBuilder::new()
-                .description(description)
+                .description(*description)
                 .content("application/json", content)
                 .build();
-            (status.to_owned(), RefOr::T(response))
+            ((*status).to_owned(), RefOr::T(response))
         })
         .collect()
+}
+
+/// The answer of an operation with a request body to one larger than the
+/// admin listener reads.
+pub(crate) struct BodyErrors;
+
+impl IntoResponses for BodyErrors {
+    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::response::Response>> {
+        error_responses(&[(
+            "413",
+            "The request body is larger than the admin listener reads",
+        )])
     }
 }
 

@@ -7,6 +7,9 @@ use crate::error::AdminError;
 /// Page size when the client names none (WSO2's default).
 const DEFAULT_LIMIT: usize = 25;
 
+/// Largest `limit` and `offset`, as the OpenAPI document states them (32-bit).
+pub(crate) const MAX_NUMBER: usize = i32::MAX as usize;
+
 /// Which slice of a list a client asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Page {
@@ -19,9 +22,17 @@ impl Page {
     pub(crate) fn parse(limit: Option<&str>, offset: Option<&str>) -> Result<Self, AdminError> {
         let number = |raw: Option<&str>, field: &str, default: usize| match raw {
             None => Ok(default),
-            Some(raw) => raw.trim().parse::<usize>().map_err(|_| {
-                AdminError::invalid(field, format!("must be a whole number, got {raw:?}"))
-            }),
+            Some(raw) => match raw.trim().parse::<usize>() {
+                Ok(number) if number <= MAX_NUMBER => Ok(number),
+                Ok(_) => Err(AdminError::invalid(
+                    field,
+                    format!("must be at most {MAX_NUMBER}"),
+                )),
+                Err(_) => Err(AdminError::invalid(
+                    field,
+                    format!("must be a whole number, got {raw:?}"),
+                )),
+            },
         };
         let limit = number(limit, "limit", DEFAULT_LIMIT)?;
         if limit == 0 {
@@ -123,6 +134,11 @@ mod tests {
         assert_eq!(field(Page::parse(Some("x"), None).unwrap_err()), "limit");
         assert_eq!(field(Page::parse(Some("0"), None).unwrap_err()), "limit");
         assert_eq!(field(Page::parse(None, Some("-1")).unwrap_err()), "offset");
+        assert_eq!(
+            field(Page::parse(None, Some("2147483648")).unwrap_err()),
+            "offset"
+        );
+        assert!(Page::parse(Some("2147483647"), Some("2147483647")).is_ok());
     }
 
     #[test]

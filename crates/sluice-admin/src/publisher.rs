@@ -10,7 +10,7 @@
 use crate::dto::{ApiDto, ErrorDto, ListDto, ListParams};
 use crate::error::AdminError;
 use crate::extract::{JsonObject, Path, Query};
-use crate::openapi::CommonErrors;
+use crate::openapi::{BodyErrors, CommonErrors};
 use crate::paging::{Page, name_filter, name_matches};
 use crate::{PUBLISHER_BASE, Shared, now_ms, secrets};
 use axum::Json;
@@ -18,7 +18,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::{StatusCode, header};
 use serde_json::{Map, Value};
-use sluice_core::ApiDefinition;
+use sluice_core::{ApiDefinition, Environment};
 use sluice_store::StoredApi;
 
 /// List APIs, optionally filtered by name.
@@ -73,6 +73,7 @@ pub(crate) async fn list_apis(
         (status = 400, description = "Invalid definition; `error` names the field", body = ErrorDto),
         (status = 409, description = "Another API has this context and version", body = ErrorDto),
         CommonErrors,
+        BodyErrors,
     )
 )]
 pub(crate) async fn create_api(
@@ -86,12 +87,27 @@ pub(crate) async fn create_api(
     let definition = api.definition.clone();
     shared.write(move |store| store.create_api(&api)).await?;
     let location = format!("{PUBLISHER_BASE}/apis/{id}");
-    Ok((
+    let mut response = (
         StatusCode::CREATED,
         [(header::LOCATION, location)],
-        Json(masked(definition)),
+        Json(masked(definition.clone())),
     )
-        .into_response())
+        .into_response();
+    add_warnings(&id, &definition, &mut response);
+    Ok(response)
+}
+
+/// Advice about a saved definition (a token limit per SECOND), one
+/// `X-Sluice-Warning: <field>: <advice>` header each; the UI shows them.
+fn add_warnings(id: &str, definition: &Value, response: &mut Response) {
+    let Ok(api) = ApiDefinition::from_json(id, definition) else {
+        return;
+    };
+    for (field, advice) in api.warnings() {
+        if let Ok(value) = header::HeaderValue::from_str(&format!("{field}: {advice}")) {
+            response.headers_mut().append("x-sluice-warning", value);
+        }
+    }
 }
 
 /// One API.
@@ -128,20 +144,23 @@ pub(crate) async fn get_api(
         (status = 404, description = "No such API", body = ErrorDto),
         (status = 409, description = "Another API has this context and version", body = ErrorDto),
         CommonErrors,
+        BodyErrors,
     )
 )]
 pub(crate) async fn replace_api(
     State(shared): State<Shared>,
     Path(api_id): Path<String>,
     JsonObject(mut body): JsonObject,
-) -> Result<Json<Value>, AdminError> {
+) -> Result<Response, AdminError> {
     let stored = load(&shared, api_id.clone()).await?;
     set_id(&mut body, &api_id);
     secrets::restore(&mut body, stored.definition.as_object())?;
     let api = validated(&api_id, body, stored.created_at)?;
     let definition = api.definition.clone();
     shared.write(move |store| store.replace_api(&api)).await?;
-    Ok(Json(masked(definition)))
+    let mut response = Json(masked(definition.clone())).into_response();
+    add_warnings(&api_id, &definition, &mut response);
+    Ok(response)
 }
 
 /// Delete an API and its subscriptions.
@@ -187,6 +206,17 @@ fn set_id(body: &mut Map<String, Value>, id: &str) {
 fn validated(id: &str, body: Map<String, Value>, created_at: i64) -> Result<StoredApi, AdminError> {
     let definition = Value::Object(body);
     let api = ApiDefinition::from_json(id, &definition)?;
+    for environment in Environment::ALL {
+        if let Some(endpoint) = api.endpoint(environment).filter(|e| !e.tls_verify) {
+            tracing::warn!(
+                api_id = id,
+                route = %api.route,
+                environment = environment.as_str(),
+                host = endpoint.url.host_str().unwrap_or_default(),
+                "TLS verification is turned off for this endpoint (x-sluice.tlsVerify: false)"
+            );
+        }
+    }
     Ok(StoredApi {
         id: id.to_owned(),
         context: api.context,

@@ -45,6 +45,9 @@ pub struct Endpoint {
     pub url: Url,
     /// Credentials that replace the client's auth headers, when configured.
     pub credential: Option<EndpointCredential>,
+    /// Verify an HTTPS endpoint's certificate (default). False only when the
+    /// endpoint says `"x-sluice": {"tlsVerify": false}`.
+    pub tls_verify: bool,
 }
 
 /// Credentials Sluice sends to an endpoint (`endpoint_security`).
@@ -246,10 +249,13 @@ fn parse_endpoints(value: Option<&Value>) -> Result<[Option<Endpoint>; 2], Valid
     for environment in Environment::ALL {
         let key = format!("{}_endpoints", environment.as_str());
         let field = format!("{PATH}.{key}");
-        let url = match config.get(&key) {
+        let (url, tls_verify) = match config.get(&key) {
             None | Some(Value::Null) => continue,
             Some(Value::Object(endpoint)) => match endpoint.get("url") {
-                Some(Value::String(url)) if !url.trim().is_empty() => parse_url(url, &field)?,
+                Some(Value::String(url)) if !url.trim().is_empty() => (
+                    parse_url(url, &field)?,
+                    parse_endpoint_options(endpoint.get("x-sluice"), &field)?,
+                ),
                 _ => return Err(ValidationError::new(format!("{field}.url"), "is required")),
             },
             Some(Value::Array(_)) => {
@@ -267,9 +273,42 @@ fn parse_endpoints(value: Option<&Value>) -> Result<[Option<Endpoint>; 2], Valid
                 &format!("{PATH}.endpoint_security.{}", environment.as_str()),
             )?,
         };
-        endpoints[environment.index()] = Some(Endpoint { url, credential });
+        endpoints[environment.index()] = Some(Endpoint {
+            url,
+            credential,
+            tls_verify,
+        });
     }
     Ok(endpoints)
+}
+
+/// An endpoint's own options (`x-sluice` next to its `url`): only
+/// `tlsVerify` (boolean, default true). Returns whether to verify TLS.
+fn parse_endpoint_options(value: Option<&Value>, field: &str) -> Result<bool, ValidationError> {
+    let options = match value {
+        None | Some(Value::Null) => return Ok(true),
+        Some(Value::Object(options)) => options,
+        Some(_) => {
+            return Err(ValidationError::new(
+                format!("{field}.x-sluice"),
+                "must be an object",
+            ));
+        }
+    };
+    if let Some(key) = options.keys().find(|k| k.as_str() != "tlsVerify") {
+        return Err(ValidationError::new(
+            format!("{field}.x-sluice.{key}"),
+            "unknown option; expected tlsVerify",
+        ));
+    }
+    match options.get("tlsVerify") {
+        None | Some(Value::Null) => Ok(true),
+        Some(Value::Bool(verify)) => Ok(*verify),
+        Some(_) => Err(ValidationError::new(
+            format!("{field}.x-sluice.tlsVerify"),
+            "must be true or false",
+        )),
+    }
 }
 
 fn parse_url(raw: &str, field: &str) -> Result<Url, ValidationError> {
@@ -491,6 +530,32 @@ mod tests {
         let mut value = minimal();
         value["apiKeyHeader"] = json!("X-Api-Key");
         assert_eq!(parse(&value).unwrap().security.api_key_header, "x-api-key");
+    }
+
+    #[test]
+    fn tls_verification_is_on_unless_an_endpoint_opts_out() {
+        let mut value = minimal();
+        let api = parse(&value).unwrap();
+        assert!(api.endpoint(Environment::Production).unwrap().tls_verify);
+        value["endpointConfig"]["sandbox_endpoints"]["x-sluice"] = json!({"tlsVerify": false});
+        let api = parse(&value).unwrap();
+        assert!(api.endpoint(Environment::Production).unwrap().tls_verify);
+        assert!(!api.endpoint(Environment::Sandbox).unwrap().tls_verify);
+    }
+
+    #[test]
+    fn bad_endpoint_options_name_their_field() {
+        let mut value = minimal();
+        value["endpointConfig"]["production_endpoints"]["x-sluice"] = json!({"tlsVerify": "no"});
+        assert_eq!(
+            parse(&value).unwrap_err().field,
+            "endpointConfig.production_endpoints.x-sluice.tlsVerify"
+        );
+        value["endpointConfig"]["production_endpoints"]["x-sluice"] = json!({"verify": false});
+        assert_eq!(
+            parse(&value).unwrap_err().field,
+            "endpointConfig.production_endpoints.x-sluice.verify"
+        );
     }
 
     #[test]

@@ -37,6 +37,12 @@ pub(crate) enum Fault {
     RequestTooLarge,
     /// The client's request body could not be read.
     ClientBody,
+    /// The request target is longer than the gateway accepts.
+    UriTooLong,
+    /// The request has more or larger header fields than the gateway accepts.
+    HeadersTooLarge,
+    /// The client stopped sending its request body for the body-read timeout.
+    ClientTimeout,
     /// The request's token reservation alone exceeds a limit: it can never pass.
     ReservationExceedsLimit {
         /// The dimension.
@@ -126,6 +132,24 @@ impl Fault {
                 "Bad Request",
                 "The request body could not be read".into(),
             ),
+            Fault::UriTooLong => (
+                StatusCode::URI_TOO_LONG,
+                414,
+                "URI Too Long",
+                "The request target is longer than the gateway accepts".into(),
+            ),
+            Fault::HeadersTooLarge => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                431,
+                "Request Header Fields Too Large",
+                "The request has more or larger header fields than the gateway accepts".into(),
+            ),
+            Fault::ClientTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                408,
+                "Request Timeout",
+                "The client stopped sending its request body".into(),
+            ),
             Fault::ReservationExceedsLimit { dimension, wanted, limit, .. } => (
                 StatusCode::BAD_REQUEST,
                 900952,
@@ -153,6 +177,9 @@ impl Fault {
             Fault::CountersUnavailable { .. } => "counters_unavailable",
             Fault::RequestTooLarge => "request_too_large",
             Fault::ClientBody => "client_body",
+            Fault::UriTooLong => "uri_too_long",
+            Fault::HeadersTooLarge => "headers_too_large",
+            Fault::ClientTimeout => "client_timeout",
             Fault::ReservationExceedsLimit { .. } => "reservation_exceeds_limit",
         }
     }

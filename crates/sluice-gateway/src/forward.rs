@@ -38,7 +38,6 @@ pub(crate) struct ForwardContext<'a> {
     pub(crate) rest: &'a str,
     pub(crate) key_header: Option<&'a HeaderName>,
     pub(crate) remote: SocketAddr,
-    pub(crate) proto: &'static str,
     pub(crate) request_id: &'a HeaderValue,
     pub(crate) admission_stamp: Option<HeaderValue>,
 }
@@ -49,6 +48,12 @@ pub(crate) fn prepare<B>(
     context: ForwardContext<'_>,
 ) -> Result<(), http::Error> {
     let target = context.target;
+    let proto = crate::server::forwarded_proto(request.extensions());
+    if !target.tls_verify {
+        request
+            .extensions_mut()
+            .insert(crate::upstream::SkipTlsVerification);
+    }
     let uri = upstream_uri(target, context.rest, request.uri().query())?;
     let original_host = request.headers().get(header::HOST).cloned().or_else(|| {
         request
@@ -74,7 +79,7 @@ pub(crate) fn prepare<B>(
     append_forwarded_for(headers, context.remote);
     headers.insert(
         HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static(context.proto),
+        HeaderValue::from_static(proto),
     );
     if let Some(host) = original_host {
         headers.insert(HeaderName::from_static("x-forwarded-host"), host);
@@ -153,6 +158,7 @@ mod tests {
             base_path: base_path.into(),
             query: query.map(str::to_owned),
             credential: None,
+            tls_verify: true,
         }
     }
 
@@ -169,7 +175,6 @@ mod tests {
                 rest,
                 key_header: key,
                 remote: "10.0.0.9:5000".parse().unwrap(),
-                proto: "http",
                 request_id: &HeaderValue::from_static("req-1"),
                 admission_stamp: None,
             },
@@ -221,6 +226,36 @@ mod tests {
         assert!(headers.get("apikey").is_none());
         assert!(headers.get("connection").is_none());
         assert!(headers.get("x-hop").is_none());
+    }
+
+    #[test]
+    fn a_client_on_tls_is_forwarded_as_https() {
+        let target = target("", None);
+        let mut request = Request::get("/api/v1/x").body(()).unwrap();
+        request
+            .extensions_mut()
+            .insert(crate::server::ClientConnection { tls: true });
+        forward(&mut request, &target, "/x", None);
+        assert_eq!(request.headers()["x-forwarded-proto"], "https");
+    }
+
+    #[test]
+    fn only_an_endpoint_that_opted_out_skips_tls_verification() {
+        use crate::upstream::SkipTlsVerification;
+        let mut verified = Request::get("/api/v1/x").body(()).unwrap();
+        forward(&mut verified, &target("", None), "/x", None);
+        assert!(verified.extensions().get::<SkipTlsVerification>().is_none());
+
+        let mut opted_out = target("", None);
+        opted_out.tls_verify = false;
+        let mut unverified = Request::get("/api/v1/x").body(()).unwrap();
+        forward(&mut unverified, &opted_out, "/x", None);
+        assert!(
+            unverified
+                .extensions()
+                .get::<SkipTlsVerification>()
+                .is_some()
+        );
     }
 
     #[test]

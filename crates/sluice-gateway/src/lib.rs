@@ -20,11 +20,12 @@ pub mod route;
 mod server;
 mod snapshot;
 pub mod telemetry;
+pub mod tls;
 mod tokens;
 mod upstream;
 
 pub use complete::TrackedBody;
-pub use server::serve;
+pub use server::{AcceptSettings, ClientBody, ClientBodyError, serve};
 pub use snapshot::{KeyEntry, SnapshotInput};
 pub use upstream::UpstreamSettings;
 
@@ -64,8 +65,8 @@ pub struct GatewaySettings {
     pub admission_header: bool,
     /// Write one access log line per request.
     pub access_log: bool,
-    /// Time a client has to send its request headers.
-    pub header_read_timeout: Duration,
+    /// The accept phase: client timeouts, head and connection limits, TLS.
+    pub accept: AcceptSettings,
     /// Time in-flight requests get to finish on shutdown.
     pub drain_timeout: Duration,
     /// A response is aborted when the backend sends nothing for this long
@@ -82,7 +83,7 @@ impl Default for GatewaySettings {
             upstream: UpstreamSettings::default(),
             admission_header: false,
             access_log: true,
-            header_read_timeout: Duration::from_secs(10),
+            accept: AcceptSettings::default(),
             drain_timeout: Duration::from_secs(30),
             stream_idle_timeout: Duration::from_secs(60),
             max_ai_request_bytes: 10 * 1024 * 1024,
@@ -202,7 +203,7 @@ impl Gateway {
     /// Serve one request through every phase.
     pub async fn handle(
         &self,
-        request: Request<Incoming>,
+        request: Request<ClientBody>,
         remote: SocketAddr,
     ) -> Response<GatewayBody> {
         let started = Instant::now();
@@ -360,7 +361,7 @@ impl Gateway {
             env.telemetry.in_flight.increment(1.0);
             completion.permit = Some((permit, env.telemetry.in_flight.clone()));
         }
-        let reserved_tokens: u64 = admission.map_or(0, |a| a.cost.0[1..].iter().sum());
+        let reserved_tokens: u64 = admission.map_or(0, |a| a.cost.get(Dimension::TotalTokens));
         env.telemetry.reserved.increment(reserved_tokens as f64);
         let settlement = plan.as_ref().map(|(_, _, plan)| TokenSettlement {
             budget: env.budget.clone(),
@@ -401,7 +402,6 @@ impl Gateway {
                 rest: &rest,
                 key_header: caller.key_header.as_ref(),
                 remote,
-                proto: "http",
                 request_id: &request_id,
                 admission_stamp: stamp,
             },

@@ -79,6 +79,8 @@ pub(crate) struct EndpointTarget {
     pub(crate) base_path: String,
     pub(crate) query: Option<String>,
     pub(crate) credential: Option<(HeaderName, HeaderValue)>,
+    /// False when the endpoint opted out of TLS verification.
+    pub(crate) tls_verify: bool,
 }
 
 impl RoutingSnapshot {
@@ -153,6 +155,7 @@ impl EndpointTarget {
             base_path: url.path().trim_end_matches('/').to_owned(),
             query: url.query().map(str::to_owned),
             credential,
+            tls_verify: endpoint.tls_verify,
         })
     }
 }

@@ -25,7 +25,8 @@ pub mod names {
     pub const WINDOW_LIMIT: &str = "sluice_backend_window_limit";
     /// Tokens debited, by dimension and source (`reported`, `estimated`).
     pub const TOKENS: &str = "sluice_backend_tokens_total";
-    /// Tokens reserved by admitted requests that have not completed yet.
+    /// Total tokens (prompt plus completion) reserved by admitted requests
+    /// that have not completed yet.
     pub const RESERVED_TOKENS: &str = "sluice_backend_reserved_tokens";
     /// Requests in flight to the backend on this node.
     pub const IN_FLIGHT: &str = "sluice_backend_in_flight";
@@ -35,6 +36,11 @@ pub mod names {
     pub const UPSTREAM_LATENCY: &str = "sluice_upstream_latency_seconds";
     /// Time of the admission decision, by environment and outcome.
     pub const ADMISSION_LATENCY: &str = "sluice_admission_latency_seconds";
+    /// Client connections open on the gateway listener.
+    pub const OPEN_CONNECTIONS: &str = "sluice_gateway_open_connections";
+    /// Client connections the gateway closed itself, by reason
+    /// (`header_timeout`, `idle_timeout`, `evicted`, `tls_handshake`).
+    pub const CONNECTIONS_CLOSED: &str = "sluice_gateway_connections_closed_total";
 }
 
 /// A refusal reason: a dimension, or the in-flight cap.

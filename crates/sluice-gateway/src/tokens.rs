@@ -150,7 +150,7 @@ impl TokenSettlement {
         if let Some(admission) = &self.admission {
             self.budget
                 .settle(admission, actual, self.unit, self.clock.now_ms());
-            let reserved: u64 = admission.cost.0[1..].iter().sum();
+            let reserved = admission.cost.get(Dimension::TotalTokens);
             self.telemetry.reserved.decrement(reserved as f64);
         }
         if source != UsageSource::None {

@@ -1,7 +1,13 @@
-//! The one pooled upstream client of the process, and how its failures are
+//! The pooled upstream client of the process, and how its failures are
 //! classified: whether the request may have reached the backend decides
 //! whether its admission is refunded.
+//!
+//! HTTPS endpoints are verified against [`UpstreamTrust`]. Endpoints that
+//! opted out of verification get their own pool, so a connection opened
+//! without verification is never reused for an endpoint that requires it.
 
+use crate::server::ClientBody;
+use crate::tls::UpstreamTrust;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{Either, Full};
@@ -13,7 +19,11 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::time::Duration;
 
 /// Body of an upstream request: the client's streamed body, or one Sluice built.
-pub(crate) type UpstreamBody = Either<Incoming, Full<Bytes>>;
+pub(crate) type UpstreamBody = Either<ClientBody, Full<Bytes>>;
+
+/// Marks an upstream request whose endpoint opted out of TLS verification.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SkipTlsVerification;
 
 /// Timeouts and pool settings of the upstream client.
 #[derive(Debug, Clone)]
@@ -26,6 +36,8 @@ pub struct UpstreamSettings {
     pub pool_idle_timeout: Duration,
     /// Idle connections kept per backend host.
     pub pool_max_idle_per_host: usize,
+    /// What HTTPS endpoints are verified against.
+    pub trust: UpstreamTrust,
 }
 
 impl Default for UpstreamSettings {
@@ -35,6 +47,7 @@ impl Default for UpstreamSettings {
             first_byte_timeout: Duration::from_secs(60),
             pool_idle_timeout: Duration::from_secs(90),
             pool_max_idle_per_host: 1024,
+            trust: UpstreamTrust::SystemRoots,
         }
     }
 }
@@ -50,39 +63,22 @@ pub(crate) enum UpstreamError {
     Timeout,
 }
 
-/// The pooled client.
+type PooledClient = Client<HttpsConnector<HttpConnector>, UpstreamBody>;
+
+/// The pooled clients: one for verified endpoints, one for those that opted
+/// out of verification.
 pub(crate) struct Upstream {
-    client: Client<HttpsConnector<HttpConnector>, UpstreamBody>,
+    verified: PooledClient,
+    unverified: PooledClient,
     first_byte_timeout: Duration,
 }
 
 impl Upstream {
     pub(crate) fn new(settings: &UpstreamSettings) -> Self {
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(settings.connect_timeout));
-        http.enforce_http(false);
-        let tls = match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
-            Ok(builder) => builder,
-            Err(error) => {
-                tracing::warn!(%error, "no system TLS roots found; HTTPS endpoints will fail verification");
-                let roots = rustls_empty_roots();
-                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(roots)
-            }
-        };
-        let connector = tls
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(settings.pool_idle_timeout)
-            .pool_max_idle_per_host(settings.pool_max_idle_per_host)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector);
+        let (verified, unverified) = settings.trust.client_configs();
         Self {
-            client,
+            verified: pooled_client(settings, verified),
+            unverified: pooled_client(settings, unverified),
             first_byte_timeout: settings.first_byte_timeout,
         }
     }
@@ -92,7 +88,12 @@ impl Upstream {
         &self,
         request: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        match tokio::time::timeout(self.first_byte_timeout, self.client.request(request)).await {
+        let client = if request.extensions().get::<SkipTlsVerification>().is_some() {
+            &self.unverified
+        } else {
+            &self.verified
+        };
+        match tokio::time::timeout(self.first_byte_timeout, client.request(request)).await {
             Err(_) => Err(UpstreamError::Timeout),
             Ok(Ok(response)) => Ok(response),
             Ok(Err(error)) if error.is_connect() => {
@@ -107,13 +108,21 @@ impl Upstream {
     }
 }
 
-/// A TLS client configuration that trusts nothing: plain HTTP still works.
-fn rustls_empty_roots() -> rustls::ClientConfig {
-    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("ring supports the default TLS versions")
-    .with_root_certificates(rustls::RootCertStore::empty())
-    .with_no_client_auth()
+fn pooled_client(settings: &UpstreamSettings, tls: rustls::ClientConfig) -> PooledClient {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(settings.connect_timeout));
+    http.enforce_http(false);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(settings.pool_idle_timeout)
+        .pool_max_idle_per_host(settings.pool_max_idle_per_host)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(connector)
 }

@@ -3,16 +3,14 @@
 //! a paused Redis never holds a request past the deadline, and a Redis
 //! restarted empty gets the window's usage back.
 
-mod support;
-
 use sluice_core::{Dimension, Environment, EnvironmentLimit, TimeUnit};
 use sluice_limits::redis::{FailurePolicy, RedisCounters, RedisSettings, Strategy};
 use sluice_limits::{Budget, Clock, Cost, Decision, SystemClock};
+use sluice_testkit::redis::RedisServer;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use support::RedisServer;
 
 fn settings(redis: &RedisServer, on_failure: FailurePolicy, strategy: Strategy) -> RedisSettings {
     RedisSettings {

@@ -2,7 +2,7 @@
 //! keys and admin users.
 //!
 //! [`DefinitionStore`] is the boundary; [`SqliteStore`] is the embedded
-//! default. The store keeps an API definition's JSON verbatim (so fields Sluice
+//! default and [`PostgresStore`] the one several gateway nodes share. The store keeps an API definition's JSON verbatim (so fields Sluice
 //! does not use survive a round trip) and enforces uniqueness and referential
 //! rules in the database itself, in transactions: a write either happens whole
 //! or not at all. Every write bumps a revision number, which nodes poll to know
@@ -13,13 +13,19 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(test)]
+mod contract;
 mod error;
+#[cfg(test)]
+mod fixtures;
 mod model;
+mod postgres;
 mod sealed;
 mod sqlite;
 
 pub use error::StoreError;
 pub use model::{AdminUser, ApiKeyRecord, Application, StoredApi, Subscription};
+pub use postgres::{InvalidPostgresUrl, PostgresStore, PostgresTimeouts, PostgresUrl};
 pub use sealed::{SealedStore, SecretSealer};
 pub use sqlite::SqliteStore;
 

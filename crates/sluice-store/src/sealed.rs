@@ -106,7 +106,9 @@ impl SecretSealer {
         Ok(())
     }
 
-    fn seal_api(&self, api: &StoredApi) -> StoredApi {
+    /// A copy of `api` with its endpoint secrets sealed (values already
+    /// sealed are kept), for storing it anywhere at rest.
+    pub fn seal_api(&self, api: &StoredApi) -> StoredApi {
         let mut sealed = api.clone();
         Self::each_secret(&mut sealed.definition, |plain| {
             Ok(if plain.starts_with(PREFIX) {
@@ -119,7 +121,9 @@ impl SecretSealer {
         sealed
     }
 
-    fn open_api(&self, mut api: StoredApi) -> Result<StoredApi, StoreError> {
+    /// `api` with its endpoint secrets opened. [`StoreError::Corrupt`] when
+    /// one cannot be (another key, or an altered value).
+    pub fn open_api(&self, mut api: StoredApi) -> Result<StoredApi, StoreError> {
         Self::each_secret(&mut api.definition, |stored| self.open(stored))?;
         Ok(api)
     }

@@ -1,19 +1,26 @@
 //! Wiring: from a validated [`Config`] to a running gateway and admin listener.
 //!
 //! Opens the store, loads the key pepper, creates the first admin user,
-//! installs the metrics recorder, builds the first routing snapshot, binds both
-//! listeners and serves until [`Running::shutdown`].
+//! installs the metrics recorder, builds the first routing snapshot (from the
+//! store, or from the local snapshot when a shared store is down), starts the
+//! definition sync, binds both listeners and serves until [`Running::shutdown`].
 
 use crate::config::{Config, StoreLocation};
 use crate::reload::StoreReloader;
 use crate::secrets::{load_pepper, load_secrets_key};
+use crate::snapshot_file::SnapshotFile;
+use crate::sync::{DEGRADED, DefinitionSync, POLL_INTERVAL};
 use anyhow::Context;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use sluice_admin::BootstrapError;
 use sluice_admin::{AdminState, Readiness};
 use sluice_gateway::{Gateway, GatewaySettings, UpstreamSettings};
 use sluice_limits::redis::RedisCounters;
 use sluice_limits::{Clock, Counters, LocalCounters, SystemClock};
-use sluice_store::{DefinitionStore, SealedStore, SecretSealer, SqliteStore};
+use sluice_store::{
+    DefinitionStore, PostgresStore, PostgresTimeouts, SealedStore, SecretSealer, SqliteStore,
+    StoreError,
+};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -59,6 +66,7 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     gateway_task: JoinHandle<std::io::Result<()>>,
     admin_task: JoinHandle<std::io::Result<()>>,
+    definition_sync: DefinitionSync,
 }
 
 impl Running {
@@ -67,6 +75,7 @@ impl Running {
         let _ = self.shutdown.send(true);
         self.gateway_task.await.context("gateway task")??;
         self.admin_task.await.context("admin task")??;
+        self.definition_sync.stop().await;
         if let Counters::Redis(redis) = self.gateway.counters() {
             redis.leave().await;
         }
@@ -96,13 +105,24 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Run
                 .with_context(|| format!("cannot open the store {}", path.display()))?,
             sealer,
         )),
+        StoreLocation::Postgres { url, .. } => Arc::new(SealedStore::new(
+            PostgresStore::new(url, PostgresTimeouts::default())
+                .with_context(|| format!("cannot set up the store {url}"))?,
+            sealer,
+        )),
     };
     let pepper: Arc<[u8]> = load_pepper(&data_dir, options.key_pepper)?.into();
-    let initial_password_file =
-        sluice_admin::bootstrap_admin(store.as_ref(), options.admin_password, &data_dir)
-            .context("cannot create the first admin user")?;
+    let initial_password_file = bootstrap_admin(
+        &store,
+        options.admin_password,
+        &data_dir,
+        config.store.is_shared(),
+    )
+    .await?;
 
     let metrics = metrics_handle();
+    let cluster_warning =
+        crate::cluster::announce(config.store.is_shared(), config.redis.is_none());
     let counters = match &config.redis {
         None => Counters::Local(LocalCounters::new()),
         Some(settings) => Counters::Redis(
@@ -116,13 +136,19 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Run
         Arc::clone(&pepper),
         counters,
     );
-    let reloader = Arc::new(StoreReloader {
-        store: Arc::clone(&store),
-        gateway: Arc::clone(&gateway),
-    });
-    reloader
-        .reload_now()
-        .context("cannot load the definitions")?;
+    let snapshot_file = config
+        .store
+        .is_shared()
+        .then(|| SnapshotFile::in_dir(&data_dir, SecretSealer::new(&secrets_key)));
+    let reloader = Arc::new(StoreReloader::new(
+        Arc::clone(&store),
+        Arc::clone(&gateway),
+        snapshot_file,
+    ));
+    let health = crate::sync::first_load(&reloader, config.store.is_shared()).await?;
+    let definition_sync =
+        DefinitionSync::start(Arc::clone(&reloader), Arc::clone(&health), POLL_INTERVAL)
+            .context("cannot start the definition sync")?;
 
     let gateway_listener = TcpListener::bind(config.gateway_listen)
         .await
@@ -133,7 +159,11 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Run
     let gateway_addr = gateway_listener.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
 
-    let admin = sluice_admin::router(AdminState {
+    let admin_router = match config.admin_tls {
+        Some(_) => sluice_admin::tls_router,
+        None => sluice_admin::router,
+    };
+    let admin = admin_router(AdminState {
         store: Arc::clone(&store),
         reload: reloader,
         pepper,
@@ -145,18 +175,28 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Run
             })
         },
         readiness: {
-            let (store, gateway) = (Arc::clone(&store), Arc::clone(&gateway));
+            let (health, gateway) = (Arc::clone(&health), Arc::clone(&gateway));
+            let shared = config.store.is_shared();
             Arc::new(move || {
-                let store_ok = store.revision().is_ok();
-                Readiness {
+                // The sync's last poll: never a store call on an async worker.
+                let store_ok = health.reachable();
+                let mut readiness = Readiness {
                     ready: store_ok,
                     detail: serde_json::json!({
-                        "store": if store_ok { "ok" } else { "unavailable" },
+                        "store": match (store_ok, shared) {
+                            (true, _) => "ok",
+                            (false, true) => DEGRADED,
+                            (false, false) => "unavailable",
+                        },
                         "counters": gateway.counters().kind(),
                         "counters_degraded": gateway.counters().degraded(),
                         "apis": gateway.route_count(),
                     }),
+                };
+                if let Some(warning) = cluster_warning {
+                    readiness.detail["cluster"] = warning.into();
                 }
+                readiness
             })
         },
     });
@@ -167,11 +207,12 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Run
         gateway_listener,
         wait_for(signal.clone()),
     ));
-    let admin_task = tokio::spawn(async move {
-        axum::serve(admin_listener, admin)
-            .with_graceful_shutdown(wait_for(signal))
-            .await
-    });
+    let admin_task = tokio::spawn(sluice_admin::serve(
+        admin_listener,
+        admin,
+        config.admin_tls.clone(),
+        wait_for(signal),
+    ));
     tracing::info!(%gateway_addr, %admin_addr, "Sluice is running");
     Ok(Running {
         gateway_addr,
@@ -181,7 +222,34 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Run
         shutdown,
         gateway_task,
         admin_task,
+        definition_sync,
     })
+}
+
+/// Create the first admin user unless it exists. On a blocking thread: the
+/// store blocks. A shared store that cannot be reached is no reason not to
+/// start (the node may serve its local snapshot): the user is created by the
+/// first node that starts while the store is up.
+async fn bootstrap_admin(
+    store: &Arc<dyn DefinitionStore>,
+    password: Option<String>,
+    data_dir: &std::path::Path,
+    shared: bool,
+) -> anyhow::Result<Option<PathBuf>> {
+    let (store, data_dir) = (Arc::clone(store), data_dir.to_owned());
+    let created = tokio::task::spawn_blocking(move || {
+        sluice_admin::bootstrap_admin(store.as_ref(), password, &data_dir)
+    })
+    .await
+    .context("the admin bootstrap task failed")?;
+    match created {
+        Ok(file) => Ok(file),
+        Err(BootstrapError::Store(StoreError::Unavailable(reason))) if shared => {
+            tracing::warn!(%reason, "cannot check the first admin user: the definition store is unavailable");
+            Ok(None)
+        }
+        Err(error) => Err(error).context("cannot create the first admin user"),
+    }
 }
 
 fn gateway_settings(config: &Config) -> GatewaySettings {
@@ -191,11 +259,12 @@ fn gateway_settings(config: &Config) -> GatewaySettings {
             connect_timeout: config.connect_timeout,
             first_byte_timeout: config.first_byte_timeout,
             pool_idle_timeout: config.pool_idle_timeout,
+            trust: config.upstream_trust.clone(),
             ..UpstreamSettings::default()
         },
         admission_header: config.admission_header,
         access_log: config.access_log,
-        header_read_timeout: config.header_read_timeout,
+        accept: config.accept.clone(),
         drain_timeout: config.drain_timeout,
         stream_idle_timeout: config.stream_idle_timeout,
         max_ai_request_bytes: config.max_ai_request_bytes,

@@ -8,9 +8,16 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 use sluice_core::RejectStatus;
 use sluice_limits::redis::{FailurePolicy, RedisSettings, Strategy};
+use sluice_store::PostgresUrl;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+mod listener;
+
+pub use sluice_gateway::AcceptSettings;
+pub use sluice_gateway::tls::UpstreamTrust;
 
 /// A validated configuration.
 #[derive(Debug, Clone)]
@@ -31,8 +38,13 @@ pub struct Config {
     pub first_byte_timeout: Duration,
     /// Upstream idle pooled connection lifetime.
     pub pool_idle_timeout: Duration,
-    /// Client time to send request headers.
-    pub header_read_timeout: Duration,
+    /// The gateway listener's accept phase: client timeouts, request head
+    /// and connection limits, TLS.
+    pub accept: AcceptSettings,
+    /// What upstream HTTPS endpoints are verified against.
+    pub upstream_trust: UpstreamTrust,
+    /// The admin listener serves HTTPS with this configuration, when set.
+    pub admin_tls: Option<Arc<rustls::ServerConfig>>,
     /// Shutdown drain bound.
     pub drain_timeout: Duration,
     /// Stamp forwarded requests with `X-Sluice-Admission`.
@@ -56,17 +68,31 @@ pub struct Config {
 pub enum StoreLocation {
     /// An SQLite file.
     Sqlite(PathBuf),
+    /// A PostgreSQL database that several nodes share.
+    Postgres {
+        /// The database.
+        url: PostgresUrl,
+        /// This node's own files (pepper, secrets key, snapshot).
+        data_dir: PathBuf,
+    },
 }
 
 impl StoreLocation {
-    /// The directory Sluice keeps its files in (next to the database).
+    /// The directory Sluice keeps its own files in: next to an SQLite
+    /// database, or `store.data_dir` with PostgreSQL.
     pub fn data_dir(&self) -> PathBuf {
         match self {
             StoreLocation::Sqlite(path) => path
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
                 .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+            StoreLocation::Postgres { data_dir, .. } => data_dir.clone(),
         }
+    }
+
+    /// True when other nodes share these definitions.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, StoreLocation::Postgres { .. })
     }
 }
 
@@ -139,6 +165,31 @@ struct RawGateway {
     /// Largest AI request body read for token accounting, in bytes (413
     /// above). Default 10 MiB.
     max_ai_request_bytes: usize,
+    /// While the gateway reads a request body, the longest a client may send
+    /// nothing (408 after it). Default `30s`.
+    #[serde(with = "humantime_serde")]
+    body_read_timeout: Duration,
+    /// A client connection with no request in progress is closed after this.
+    /// Default `60s`.
+    #[serde(with = "humantime_serde")]
+    idle_timeout: Duration,
+    /// Open client connections at most; at the limit the longest-idle one is
+    /// closed for a new client. Default 10000.
+    max_connections: usize,
+    /// Header fields per request at most (431 above). Default 100.
+    max_headers: usize,
+    /// Bytes of header names and values per request at most (431 above).
+    /// Default 32768.
+    max_header_bytes: usize,
+    /// Bytes of the request target at most (414 above). Default 16384.
+    max_uri_bytes: usize,
+    /// PEM certificate chain: with `tls_key`, the listener serves HTTPS.
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    tls_key: Option<PathBuf>,
+    /// PEM CA certificates HTTPS endpoints are verified against instead of
+    /// the system roots.
+    upstream_ca_file: Option<PathBuf>,
 }
 
 impl Default for RawGateway {
@@ -154,6 +205,15 @@ impl Default for RawGateway {
             admission_header: false,
             stream_idle_timeout: Duration::from_secs(60),
             max_ai_request_bytes: 10 * 1024 * 1024,
+            body_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
+            max_headers: 100,
+            max_header_bytes: 32 * 1024,
+            max_uri_bytes: 16 * 1024,
+            tls_cert: None,
+            tls_key: None,
+            upstream_ca_file: None,
         }
     }
 }
@@ -164,12 +224,18 @@ impl Default for RawGateway {
 struct RawAdmin {
     /// Listen address. Default `127.0.0.1:9443`.
     listen: SocketAddr,
+    /// PEM certificate chain: with `tls_key`, the listener serves HTTPS.
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    tls_key: Option<PathBuf>,
 }
 
 impl Default for RawAdmin {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 9443)),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -178,14 +244,22 @@ impl Default for RawAdmin {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawStore {
-    /// `sqlite://PATH` (relative) or `sqlite:///ABSOLUTE/PATH`.
+    /// `sqlite://PATH` (relative) or `sqlite:///ABSOLUTE/PATH`, or
+    /// `postgres://user:pass@host:5432/db` for definitions shared by several
+    /// nodes. Default `sqlite://sluice-data/sluice.db`.
     url: String,
+    /// With PostgreSQL, the directory of this node's own files (key pepper,
+    /// secrets key, generated admin password, last snapshot of the
+    /// definitions). Default `sluice-data`. SQLite keeps them next to the
+    /// database file.
+    data_dir: Option<PathBuf>,
 }
 
 impl Default for RawStore {
     fn default() -> Self {
         Self {
             url: "sqlite://sluice-data/sluice.db".into(),
+            data_dir: None,
         }
     }
 }
@@ -250,9 +324,9 @@ impl RawRedis {
         let strategy = match self.strategy.as_str() {
             "exact" => Strategy::Exact,
             "leased" => Strategy::Leased,
-            other => bail!(
-                "counters.redis.strategy: unknown strategy {other:?}; expected \"leased\" or \"exact\""
-            ),
+            other => {
+                bail!("counters.redis.strategy: unknown strategy {other:?}; expected \"exact\"")
+            }
         };
         let on_failure = match self.on_failure.as_str() {
             "local-share" => FailurePolicy::LocalShare,
@@ -361,6 +435,8 @@ impl Config {
                 "gateway.header_read_timeout",
                 raw.gateway.header_read_timeout,
             ),
+            ("gateway.body_read_timeout", raw.gateway.body_read_timeout),
+            ("gateway.idle_timeout", raw.gateway.idle_timeout),
         ] {
             if value.is_zero() {
                 bail!("{key}: must be more than 0");
@@ -371,13 +447,19 @@ impl Config {
         Ok(Self {
             gateway_listen: raw.gateway.listen,
             admin_listen: raw.admin.listen,
-            store: parse_store_url(&raw.store.url)?,
+            store: parse_store(raw.store)?,
             redis,
             reject_status,
             connect_timeout: raw.gateway.connect_timeout,
             first_byte_timeout: raw.gateway.first_byte_timeout,
             pool_idle_timeout: raw.gateway.pool_idle_timeout,
-            header_read_timeout: raw.gateway.header_read_timeout,
+            accept: listener::accept_settings(&raw.gateway)?,
+            upstream_trust: listener::upstream_trust(raw.gateway.upstream_ca_file.as_deref())?,
+            admin_tls: listener::tls(
+                "admin",
+                raw.admin.tls_cert.as_deref(),
+                raw.admin.tls_key.as_deref(),
+            )?,
             drain_timeout: raw.gateway.drain_timeout,
             admission_header: raw.gateway.admission_header,
             stream_idle_timeout: raw.gateway.stream_idle_timeout,
@@ -390,19 +472,28 @@ impl Config {
     }
 }
 
-fn parse_store_url(url: &str) -> anyhow::Result<StoreLocation> {
+fn parse_store(raw: RawStore) -> anyhow::Result<StoreLocation> {
+    let url = raw.url.as_str();
     if let Some(path) = url.strip_prefix("sqlite://") {
         if path.is_empty() {
             bail!("store.url: the sqlite URL needs a path, e.g. sqlite://sluice-data/sluice.db");
         }
+        if raw.data_dir.is_some() {
+            bail!(
+                "store.data_dir: only with a postgres:// store.url; SQLite keeps Sluice's files next to the database file"
+            );
+        }
         return Ok(StoreLocation::Sqlite(PathBuf::from(path)));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        bail!(
-            "store.url: PostgreSQL is not available in this version of Sluice; use sqlite://PATH"
-        );
+        let url = PostgresUrl::parse(url).map_err(|e| anyhow::anyhow!("store.url: {e}"))?;
+        let data_dir = raw.data_dir.unwrap_or_else(|| PathBuf::from("sluice-data"));
+        if data_dir.as_os_str().is_empty() {
+            bail!("store.data_dir: must not be empty");
+        }
+        return Ok(StoreLocation::Postgres { url, data_dir });
     }
-    bail!("store.url: unsupported URL {url:?}; expected sqlite://PATH")
+    bail!("store.url: unsupported URL; expected sqlite://PATH or postgres://user:pass@host:5432/db")
 }
 
 #[cfg(test)]
@@ -447,6 +538,41 @@ mod tests {
         assert_eq!(config.log_format, LogFormat::Json);
         assert!(!config.access_log);
         assert_eq!(config.store.data_dir(), PathBuf::from("/var/lib/sluice"));
+    }
+
+    #[test]
+    fn a_postgres_store_is_shared_and_keeps_this_nodes_files_in_its_data_dir() {
+        let config = Config::parse(
+            "[store]\nurl = \"postgres://sluice:hunter2@db:5432/sluice\"\ndata_dir = \"/var/lib/sluice\"\n",
+        )
+        .unwrap();
+        let by_default =
+            Config::parse("[store]\nurl = \"postgresql://sluice@db/sluice\"\n").unwrap();
+
+        assert!(config.store.is_shared());
+        assert_eq!(config.store.data_dir(), PathBuf::from("/var/lib/sluice"));
+        assert_eq!(by_default.store.data_dir(), PathBuf::from("sluice-data"));
+        assert!(!Config::defaults().store.is_shared());
+        assert!(!format!("{config:?}").contains("hunter2"), "{config:?}");
+    }
+
+    #[test]
+    fn bad_store_settings_are_refused_naming_the_key_and_never_the_password() {
+        let tls = Config::parse("[store]\nurl = \"postgres://u:hunter2@db/x?sslmode=require\"\n")
+            .unwrap_err();
+        let scheme = Config::parse("[store]\nurl = \"mysql://u:hunter2@db/x\"\n").unwrap_err();
+        let data_dir = Config::parse("[store]\nurl = \"sqlite://x/sluice.db\"\ndata_dir = \"d\"\n")
+            .unwrap_err();
+
+        for error in [&tls, &scheme] {
+            assert!(error.to_string().contains("store.url"), "{error}");
+            assert!(!error.to_string().contains("hunter2"), "{error}");
+        }
+        assert!(tls.to_string().contains("sslmode"), "{tls}");
+        assert!(
+            data_dir.to_string().contains("store.data_dir"),
+            "{data_dir}"
+        );
     }
 
     #[test]

@@ -5,9 +5,12 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+mod cluster;
 pub mod config;
 pub mod logging;
 pub mod mock_ai;
 pub mod mock_backend;
 mod reload;
 mod secrets;
+mod snapshot_file;
+mod sync;

@@ -116,9 +116,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             path.display()
         );
     }
+    let scheme = |tls: bool| if tls { "https" } else { "http" };
     println!(
-        "Sluice gateway on http://{}, admin API on http://{}",
-        running.gateway_addr, running.admin_addr
+        "Sluice gateway on {}://{}, admin API on {}://{}",
+        scheme(config.accept.tls.is_some()),
+        running.gateway_addr,
+        scheme(config.admin_tls.is_some()),
+        running.admin_addr
     );
     shutdown_signal().await;
     tracing::info!("shutting down: draining in-flight requests");

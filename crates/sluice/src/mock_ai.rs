@@ -14,6 +14,9 @@
 //!
 //! `x-mock-gzip: 1` (or `--gzip`) compresses the answer whatever the client
 //! asked; `x-mock-status: 500` answers that status without usage;
+//! `x-mock-broken: html` answers 200 with an HTML page, `x-mock-broken: sse`
+//! 200 with an event stream of garbage (for what the gateway does with a
+//! broken backend answer);
 //! `x-mock-chunk-delay-ms: N` paces a streamed answer, N ms before each
 //! event (an answer still in flight, for disconnect tests).
 //!
@@ -201,6 +204,29 @@ fn answer_without_echo(
     options: AiMockOptions,
 ) -> Response<ChunkedBody> {
     let options = per_request(options, headers);
+    match headers.get("x-mock-broken").and_then(|v| v.to_str().ok()) {
+        Some("html") => {
+            return respond(
+                StatusCode::OK,
+                "text/html",
+                one(Bytes::from_static(
+                    b"<html><body>upstream proxy error</body></html>",
+                )),
+                false,
+            );
+        }
+        Some("sse") => {
+            return respond(
+                StatusCode::OK,
+                "text/event-stream",
+                one(Bytes::from_static(
+                    b"data: {\"choices\": [\n\ndata: not json at all\n\nevent: \xff\xfe\n\ndata: {\"usage\": \"many\"}\n\n",
+                )),
+                false,
+            );
+        }
+        _ => {}
+    }
     if let Some(status) = headers
         .get("x-mock-status")
         .and_then(|v| v.to_str().ok())

@@ -1,25 +1,43 @@
 //! Rebuilding the gateway's routing snapshot from the definition store.
 //!
-//! Called at start and by the admin API after every successful write, before
-//! it answers, so a saved change is live at once.
+//! Called at start, by the admin API after every successful write (before it
+//! answers, so a saved change is live at once) and by the definition sync
+//! when another node changed the store. Reloads are serialised: two running
+//! at once could otherwise publish an older read after a newer one (a revoked
+//! key coming back). Each reload records the store revision it served, read
+//! before the definitions, so a write that lands during the read is seen as a
+//! change by the next poll; with a shared store it also leaves the served
+//! definitions on local disk ([`SnapshotFile`]).
 
+use crate::snapshot_file::SnapshotFile;
+use parking_lot::Mutex;
 use sluice_core::ApiDefinition;
 use sluice_gateway::{Gateway, KeyEntry, SnapshotInput};
-use sluice_store::{DefinitionStore, StoreError};
+use sluice_store::{ApiKeyRecord, DefinitionStore, StoreError, StoredApi, Subscription};
 use std::sync::Arc;
 
-/// Reads the store and publishes a new snapshot to the gateway.
-pub(crate) struct StoreReloader {
-    pub(crate) store: Arc<dyn DefinitionStore>,
-    pub(crate) gateway: Arc<Gateway>,
+/// The records the gateway serves: what a reload reads and what the local
+/// snapshot keeps.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ServedDefinitions {
+    pub(crate) apis: Vec<StoredApi>,
+    pub(crate) keys: Vec<ApiKeyRecord>,
+    pub(crate) subscriptions: Vec<Subscription>,
 }
 
-impl StoreReloader {
-    pub(crate) fn reload_now(&self) -> Result<(), StoreError> {
+impl ServedDefinitions {
+    fn read(store: &dyn DefinitionStore) -> Result<Self, StoreError> {
+        Ok(Self {
+            apis: store.list_apis()?,
+            keys: store.list_keys()?,
+            subscriptions: store.list_subscriptions()?,
+        })
+    }
+
+    fn snapshot_input(&self) -> SnapshotInput {
         let apis = self
-            .store
-            .list_apis()?
-            .into_iter()
+            .apis
+            .iter()
             .filter_map(|stored| {
                 match ApiDefinition::from_json(&stored.id, &stored.definition) {
                     Ok(api) => Some(api),
@@ -32,12 +50,11 @@ impl StoreReloader {
             })
             .collect();
         let keys = self
-            .store
-            .list_keys()?
-            .into_iter()
+            .keys
+            .iter()
             .map(|key| KeyEntry {
-                key_id: key.key_id,
-                application_id: key.application_id,
+                key_id: key.key_id.clone(),
+                application_id: key.application_id.clone(),
                 key_type: key.key_type,
                 digest: key.digest,
                 expires_at_ms: key.expires_at.map(|ms| ms.max(0) as u64),
@@ -45,17 +62,83 @@ impl StoreReloader {
             })
             .collect();
         let subscriptions = self
-            .store
-            .list_subscriptions()?
-            .into_iter()
-            .map(|s| (s.application_id, s.api_id))
+            .subscriptions
+            .iter()
+            .map(|s| (s.application_id.clone(), s.api_id.clone()))
             .collect();
-        self.gateway.publish(SnapshotInput {
+        SnapshotInput {
             apis,
             keys,
             subscriptions,
-        });
+        }
+    }
+}
+
+/// Reads the store and publishes a new snapshot to the gateway.
+pub(crate) struct StoreReloader {
+    store: Arc<dyn DefinitionStore>,
+    gateway: Arc<Gateway>,
+    snapshot_file: Option<SnapshotFile>,
+    /// The revision served, `None` before the first load from the store; the
+    /// lock is held for a whole reload.
+    served: Mutex<Option<u64>>,
+}
+
+impl StoreReloader {
+    /// A reloader that also keeps the served definitions in `snapshot_file`.
+    pub(crate) fn new(
+        store: Arc<dyn DefinitionStore>,
+        gateway: Arc<Gateway>,
+        snapshot_file: Option<SnapshotFile>,
+    ) -> Self {
+        Self {
+            store,
+            gateway,
+            snapshot_file,
+            served: Mutex::new(None),
+        }
+    }
+
+    /// The store this reloader reads.
+    pub(crate) fn store(&self) -> &dyn DefinitionStore {
+        self.store.as_ref()
+    }
+
+    /// The store revision the gateway serves; `None` while it serves the
+    /// local snapshot (or nothing) rather than a load from the store.
+    pub(crate) fn served_revision(&self) -> Option<u64> {
+        *self.served.lock()
+    }
+
+    /// Load everything from the store and serve it. Blocks on the store.
+    pub(crate) fn reload_now(&self) -> Result<(), StoreError> {
+        let mut served = self.served.lock();
+        let revision = self.store.revision()?;
+        let definitions = ServedDefinitions::read(self.store.as_ref())?;
+        self.gateway.publish(definitions.snapshot_input());
+        *served = Some(revision);
+        if let Some(file) = &self.snapshot_file
+            && let Err(error) = file.write(revision, &definitions)
+        {
+            tracing::warn!(path = %file.path().display(), %error, "cannot save the local snapshot of the definitions");
+        }
         Ok(())
+    }
+
+    /// Serve the definitions of the local snapshot (the store is
+    /// unreachable). Returns the revision it was taken at; `Ok(None)` when
+    /// there is no snapshot.
+    pub(crate) fn serve_snapshot(&self) -> anyhow::Result<Option<u64>> {
+        let Some(file) = &self.snapshot_file else {
+            return Ok(None);
+        };
+        let mut served = self.served.lock();
+        let Some((revision, definitions)) = file.read()? else {
+            return Ok(None);
+        };
+        self.gateway.publish(definitions.snapshot_input());
+        *served = None;
+        Ok(Some(revision))
     }
 }
 

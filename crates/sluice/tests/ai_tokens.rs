@@ -591,3 +591,69 @@ async fn a_gzip_compressed_backend_is_counted_from_its_reported_usage() {
     }
     sluice.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_broken_backend_answer_is_passed_on_unchanged_and_settled_from_the_reservation() {
+    // Arrange: a token-limited API whose backend answers 200 with an HTML
+    // page, or with an event stream of garbage.
+    let clock = FakeClock::at(MINUTE_START_MS);
+    let backend = start_mock().await;
+    let sluice = Sluice::start_on(&clock).await;
+    let (api, key) = publish_with_key(
+        &sluice,
+        openai_api("broken", &backend).token_limits(
+            "production",
+            "MINUTE",
+            [None, None, Some(100_000)],
+        ),
+    )
+    .await;
+    let path = api.path("/chat/completions");
+
+    // Act
+    let html = sluice
+        .post_json(
+            &path,
+            Some(&key),
+            &chat("hi", json!({"max_tokens": 5})),
+            &[("x-mock-broken", "html")],
+        )
+        .await;
+    let sse = sluice
+        .post_json(
+            &path,
+            Some(&key),
+            &chat("hi", json!({"max_tokens": 5, "stream": true})),
+            &[("x-mock-broken", "sse")],
+        )
+        .await;
+
+    // Assert: both arrive as the backend sent them; the gateway stays up,
+    // and without usage the reservations are debited as estimated.
+    assert_eq!(html.status, 200);
+    assert_eq!(
+        html.text(),
+        "<html><body>upstream proxy error</body></html>"
+    );
+    assert_eq!(sse.status, 200);
+    assert!(
+        sse.text().contains("data: not json at all"),
+        "{}",
+        sse.text()
+    );
+    let metrics = sluice.metrics().await;
+    assert!(metrics.tokens(&api, "production", "total_tokens", "estimated") > 0.0);
+    assert_eq!(
+        metrics.tokens(&api, "production", "total_tokens", "reported"),
+        0.0
+    );
+    let after = sluice
+        .post_json(
+            &path,
+            Some(&key),
+            &chat("hi", json!({"max_tokens": 5})),
+            &[],
+        )
+        .await;
+    assert_eq!(after.status, 200, "the gateway keeps serving");
+}

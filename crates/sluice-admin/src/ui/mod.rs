@@ -12,6 +12,10 @@
 //! - the application shell for every page path ([`PAGES`]), which carries the
 //!   session's CSRF token in a `<meta>` element; an unauthenticated visit is
 //!   redirected to the login page.
+//!
+//! Every route is listed in [`UI_ROUTES`] with who may call it, and the
+//! router is built from that table, so tests check each route's access from
+//! the same list the router serves.
 
 mod assets;
 mod login_limit;
@@ -27,8 +31,8 @@ use axum::body::Bytes;
 use axum::extract::{Extension, RawQuery, State};
 use axum::middleware;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::routing::{MethodRouter, delete, get, post};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::json;
 use std::time::Instant;
 
@@ -37,15 +41,37 @@ pub(crate) const UI_BASE: &str = "/publisher";
 /// The page a login leads to when it names none.
 const HOME: &str = "/publisher/apis";
 
-/// Every path the application shell is served at; the script picks the page.
-const PAGES: [&str; 7] = [
-    "/publisher",
-    "/publisher/",
-    "/publisher/apis",
-    "/publisher/apis/new",
-    "/publisher/apis/{apiId}",
-    "/publisher/apis/{apiId}/{section}",
-    "/publisher/applications",
+/// Who may call a route of the UI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UiAccess {
+    /// A page: an admin (session or Basic); anyone else is redirected (303)
+    /// to the login page.
+    Page,
+    /// An admin; anyone else gets 401.
+    Admin,
+    /// Anyone: the login page and form, the static files.
+    Public,
+}
+
+/// Every route of the UI: method, path template, who may call it. The
+/// application shell is served at every `Page` path; the script picks the page.
+pub const UI_ROUTES: [(Method, &str, UiAccess); 12] = [
+    (Method::GET, "/publisher", UiAccess::Page),
+    (Method::GET, "/publisher/", UiAccess::Page),
+    (Method::GET, "/publisher/apis", UiAccess::Page),
+    (Method::GET, "/publisher/apis/new", UiAccess::Page),
+    (Method::GET, "/publisher/apis/{apiId}", UiAccess::Page),
+    (
+        Method::GET,
+        "/publisher/apis/{apiId}/{section}",
+        UiAccess::Page,
+    ),
+    (Method::GET, "/publisher/applications", UiAccess::Page),
+    (Method::GET, "/publisher/session", UiAccess::Admin),
+    (Method::DELETE, "/publisher/session", UiAccess::Admin),
+    (Method::POST, "/publisher/session", UiAccess::Public),
+    (Method::GET, "/publisher/login", UiAccess::Public),
+    (Method::GET, "/publisher/assets/{*file}", UiAccess::Public),
 ];
 
 /// Security headers of every HTML answer: only this origin's scripts, styles
@@ -63,25 +89,46 @@ const HTML_HEADERS: [(&str, &str); 5] = [
     ("cache-control", "no-store"),
 ];
 
-/// The UI's routes. Without a fallback: the caller's router has one.
+/// The UI's routes, from [`UI_ROUTES`]. Without a fallback: the caller's
+/// router has one.
 pub(crate) fn router(shared: Shared) -> Router<Shared> {
-    let mut pages = Router::new();
-    for page in PAGES {
-        pages = pages.route(page, get(shell));
+    let mut routes: Vec<(&str, MethodRouter<Shared>)> = Vec::new();
+    for (method, path, access) in UI_ROUTES {
+        let handler = handler(&method, path, access);
+        let handler = match access {
+            UiAccess::Page => handler.route_layer(middleware::from_fn_with_state(
+                shared.clone(),
+                require_admin_page,
+            )),
+            UiAccess::Admin => handler.route_layer(middleware::from_fn_with_state(
+                shared.clone(),
+                require_admin,
+            )),
+            UiAccess::Public => handler,
+        };
+        match routes.iter_mut().find(|(known, _)| *known == path) {
+            Some((_, existing)) => *existing = std::mem::take(existing).merge(handler),
+            None => routes.push((path, handler)),
+        }
     }
-    let pages = pages.route_layer(middleware::from_fn_with_state(
-        shared.clone(),
-        require_admin_page,
-    ));
-    let session_routes = get(session_info)
-        .delete(logout)
-        .route_layer(middleware::from_fn_with_state(shared, require_admin))
-        .post(login);
-    Router::new()
-        .merge(pages)
-        .route("/publisher/session", session_routes)
-        .route("/publisher/login", get(login_page))
-        .route("/publisher/assets/{*file}", get(assets::serve))
+    routes
+        .into_iter()
+        .fold(Router::new(), |router, (path, handler)| {
+            router.route(path, handler)
+        })
+}
+
+/// The handler of one entry of [`UI_ROUTES`].
+fn handler(method: &Method, path: &str, access: UiAccess) -> MethodRouter<Shared> {
+    match (method.as_str(), path, access) {
+        ("GET", _, UiAccess::Page) => get(shell),
+        ("GET", "/publisher/session", _) => get(session_info),
+        ("DELETE", "/publisher/session", _) => delete(logout),
+        ("POST", "/publisher/session", _) => post(login),
+        ("GET", "/publisher/login", _) => get(login_page),
+        ("GET", "/publisher/assets/{*file}", _) => get(assets::serve),
+        _ => unreachable!("UI_ROUTES lists {method} {path} without a handler"),
+    }
 }
 
 /// Where an unauthenticated visitor of `here` is sent.

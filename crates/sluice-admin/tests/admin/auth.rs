@@ -4,6 +4,7 @@
 use crate::support::{Harness, PASSWORD, USER, basic, request};
 use http::{Method, StatusCode, header};
 use serde_json::{Value, json};
+use sluice_admin::UiAccess;
 
 /// Every (method, concrete path) of the served document, with whether the
 /// document says it needs credentials.
@@ -109,5 +110,88 @@ async fn valid_credentials_are_accepted_again_and_again() {
     for _ in 0..3 {
         let reply = harness.get("/api/am/publisher/v4/apis").await;
         assert_eq!(reply.status, StatusCode::OK);
+    }
+}
+
+/// A concrete path for a UI route template.
+fn ui_path(template: &str) -> String {
+    template
+        .replace("{apiId}", "some-id")
+        .replace("{section}", "runtime")
+        .replace("{*file}", "js/app.js")
+}
+
+#[tokio::test]
+async fn every_ui_route_but_the_public_ones_refuses_anonymous_and_wrong_credentials() {
+    let harness = Harness::new();
+    let wrong = [
+        None,
+        Some(basic(USER, "wrong password")),
+        Some("Bearer some-token".to_owned()),
+    ];
+    let mut checked = 0;
+    for (method, template, access) in sluice_admin::UI_ROUTES {
+        let path = ui_path(template);
+        for authorization in &wrong {
+            let reply = harness
+                .send(request(
+                    method.clone(),
+                    &path,
+                    None,
+                    authorization.as_deref(),
+                ))
+                .await;
+            let refused = match access {
+                // A page sends the visitor to the login form instead.
+                UiAccess::Page => {
+                    reply.status == StatusCode::SEE_OTHER
+                        && reply.headers[header::LOCATION]
+                            .to_str()
+                            .unwrap()
+                            .starts_with("/publisher/login?next=")
+                }
+                UiAccess::Admin => reply.status == StatusCode::UNAUTHORIZED,
+                UiAccess::Public => continue,
+            };
+            assert!(
+                refused,
+                "{method} {path} with {authorization:?}: {}",
+                reply.status
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 9 * wrong.len(), "checked {checked}");
+    assert_eq!(harness.reload.calls(), 0);
+}
+
+#[tokio::test]
+async fn only_the_login_page_form_and_static_files_of_the_ui_are_public() {
+    let public: Vec<String> = sluice_admin::UI_ROUTES
+        .iter()
+        .filter(|(_, _, access)| *access == UiAccess::Public)
+        .map(|(method, path, _)| format!("{method} {path}"))
+        .collect();
+    assert_eq!(
+        public,
+        [
+            "POST /publisher/session",
+            "GET /publisher/login",
+            "GET /publisher/assets/{*file}"
+        ]
+    );
+    let harness = Harness::new();
+    for (method, template, access) in sluice_admin::UI_ROUTES {
+        if access == UiAccess::Page {
+            let reply = harness
+                .send(request(
+                    method.clone(),
+                    &ui_path(template),
+                    None,
+                    Some(&basic(USER, PASSWORD)),
+                ))
+                .await;
+            assert_eq!(reply.status, StatusCode::OK, "{method} {template}");
+        }
     }
 }

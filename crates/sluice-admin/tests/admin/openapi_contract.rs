@@ -93,6 +93,10 @@ async fn scripted_session() -> Session {
     .await;
     s.call(Method::GET, &format!("{apis}?offset=x"), None, 400)
         .await;
+    s.call(Method::GET, &format!("{apis}?offset=2147483648"), None, 400)
+        .await;
+    let oversized = json!({"name": "x".repeat(3 << 20)});
+    s.call(Method::POST, &apis, Some(oversized), 413).await;
     let read = s
         .call(Method::GET, &format!("{apis}/{api_id}"), None, 200)
         .await;

@@ -369,3 +369,27 @@ async fn unknown_routes_answer_404_in_wso2_shape() {
     assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(wrong_method.json()["code"], 405);
 }
+
+#[tokio::test]
+async fn a_token_limit_per_second_is_saved_with_a_warning_header() {
+    let harness = Harness::new();
+    let mut per_second = pizza_api("/chat", "v1");
+    per_second["maxTps"] = json!({"productionTimeUnit": "SECOND",
+        "tokenBasedThrottlingConfiguration": {"isTokenBasedThrottlingEnabled": true,
+            "productionMaxTotalTokenCount": 1000}});
+    let mut per_minute = pizza_api("/chat", "v2");
+    per_minute["maxTps"] = per_second["maxTps"].clone();
+    per_minute["maxTps"]["productionTimeUnit"] = json!("MINUTE");
+
+    let warned = harness.post(&apis(), &per_second).await;
+    let quiet = harness.post(&apis(), &per_minute).await;
+
+    assert_eq!(warned.status, StatusCode::CREATED);
+    let warning = warned.headers["x-sluice-warning"].to_str().unwrap();
+    assert!(
+        warning.starts_with("maxTps.productionTimeUnit: "),
+        "{warning}"
+    );
+    assert_eq!(quiet.status, StatusCode::CREATED);
+    assert!(quiet.headers.get("x-sluice-warning").is_none());
+}

@@ -34,35 +34,3 @@ pub(super) fn put(connection: &Connection, user: &AdminUser) -> Result<(), Store
         .map_err(db_error)?;
     Ok(())
 }
-
-#[cfg(test)]
-mod tests {
-    use super::super::SqliteStore;
-    use super::super::fixtures::admin;
-    use crate::DefinitionStore;
-
-    #[test]
-    fn an_unknown_admin_user_is_none() {
-        let store = SqliteStore::open_in_memory().unwrap();
-
-        assert_eq!(store.get_admin_user("admin").unwrap(), None);
-    }
-
-    #[test]
-    fn putting_an_existing_admin_user_replaces_its_password_hash() {
-        let store = SqliteStore::open_in_memory().unwrap();
-        store.put_admin_user(&admin("admin", "old")).unwrap();
-        store.put_admin_user(&admin("other", "theirs")).unwrap();
-
-        store.put_admin_user(&admin("admin", "new")).unwrap();
-
-        assert_eq!(
-            store.get_admin_user("admin").unwrap(),
-            Some(admin("admin", "new"))
-        );
-        assert_eq!(
-            store.get_admin_user("other").unwrap(),
-            Some(admin("other", "theirs"))
-        );
-    }
-}

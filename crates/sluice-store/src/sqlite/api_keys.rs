@@ -88,142 +88,16 @@ fn refusal(err: rusqlite::Error, key: &ApiKeyRecord) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::super::SqliteStore;
-    use super::super::fixtures::{CREATED_AT, application, key};
+    use crate::fixtures::{application, key};
     use crate::{DefinitionStore, StoreError};
     use sluice_core::KeyType;
 
-    /// A store with applications `app-1` and `app-2`.
-    fn store() -> SqliteStore {
+    #[test]
+    fn a_stored_key_with_an_unknown_key_type_is_corrupt() {
         let store = SqliteStore::open_in_memory().unwrap();
         store
             .create_application(&application("app-1", "shop"))
             .unwrap();
-        store
-            .create_application(&application("app-2", "kiosk"))
-            .unwrap();
-        store
-    }
-
-    fn revoked_ids(store: &SqliteStore) -> Vec<String> {
-        store
-            .list_keys()
-            .unwrap()
-            .into_iter()
-            .filter(|key| key.revoked)
-            .map(|key| key.key_id)
-            .collect()
-    }
-
-    #[test]
-    fn a_key_round_trips_with_its_digest_type_and_expiry() {
-        let store = store();
-        let mut sandbox = key("k1", "app-1", KeyType::Sandbox);
-        sandbox.digest = std::array::from_fn(|i| i as u8);
-        sandbox.expires_at = Some(CREATED_AT + 3_600_000);
-
-        store.create_key(&sandbox).unwrap();
-
-        assert_eq!(store.list_keys().unwrap(), vec![sandbox]);
-    }
-
-    #[test]
-    fn a_key_for_an_unknown_application_is_not_found() {
-        let store = store();
-
-        let err = store
-            .create_key(&key("k1", "nope", KeyType::Production))
-            .unwrap_err();
-
-        match err {
-            StoreError::NotFound(what) => assert_eq!(what, "application nope"),
-            other => panic!("expected not found, got {other:?}"),
-        }
-        assert!(store.list_keys().unwrap().is_empty());
-    }
-
-    #[test]
-    fn a_key_with_a_taken_key_id_conflicts() {
-        let store = store();
-        store
-            .create_key(&key("k1", "app-1", KeyType::Production))
-            .unwrap();
-
-        let err = store
-            .create_key(&key("k1", "app-2", KeyType::Production))
-            .unwrap_err();
-
-        assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
-    }
-
-    #[test]
-    fn revoking_marks_only_the_named_key() {
-        let store = store();
-        for each in [
-            key("k1", "app-1", KeyType::Production),
-            key("k2", "app-1", KeyType::Production),
-            key("k3", "app-1", KeyType::Sandbox),
-            key("k4", "app-2", KeyType::Production),
-        ] {
-            store.create_key(&each).unwrap();
-        }
-
-        store
-            .revoke_key("app-1", KeyType::Production, "k2")
-            .unwrap();
-
-        assert_eq!(revoked_ids(&store), ["k2"]);
-    }
-
-    #[test]
-    fn revoking_with_the_wrong_key_type_is_not_found_and_revokes_nothing() {
-        let store = store();
-        store
-            .create_key(&key("k1", "app-1", KeyType::Production))
-            .unwrap();
-
-        let err = store
-            .revoke_key("app-1", KeyType::Sandbox, "k1")
-            .unwrap_err();
-
-        assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
-        assert!(revoked_ids(&store).is_empty());
-    }
-
-    #[test]
-    fn revoking_through_another_application_is_not_found_and_revokes_nothing() {
-        let store = store();
-        store
-            .create_key(&key("k1", "app-1", KeyType::Production))
-            .unwrap();
-
-        let err = store
-            .revoke_key("app-2", KeyType::Production, "k1")
-            .unwrap_err();
-
-        assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
-        assert!(revoked_ids(&store).is_empty());
-    }
-
-    #[test]
-    fn revoking_an_already_revoked_key_succeeds() {
-        let store = store();
-        store
-            .create_key(&key("k1", "app-1", KeyType::Production))
-            .unwrap();
-        store
-            .revoke_key("app-1", KeyType::Production, "k1")
-            .unwrap();
-
-        store
-            .revoke_key("app-1", KeyType::Production, "k1")
-            .unwrap();
-
-        assert_eq!(revoked_ids(&store), ["k1"]);
-    }
-
-    #[test]
-    fn a_stored_key_with_an_unknown_key_type_is_corrupt() {
-        let store = store();
         store
             .create_key(&key("k1", "app-1", KeyType::Production))
             .unwrap();

@@ -18,8 +18,6 @@ mod apis;
 mod applications;
 mod columns;
 mod errors;
-#[cfg(test)]
-mod fixtures;
 mod migrations;
 mod revision;
 mod subscriptions;
@@ -224,9 +222,16 @@ impl DefinitionStore for SqliteStore {
 
 #[cfg(test)]
 mod tests {
-    use super::fixtures::{admin, api, application, key, subscription};
     use super::*;
+    use crate::contract::contract_tests;
+    use crate::fixtures::{admin, api, application, key, subscription};
     use sluice_core::KeyType;
+
+    fn fresh_store() -> ((), SqliteStore) {
+        ((), SqliteStore::open_in_memory().unwrap())
+    }
+
+    contract_tests!();
 
     fn pragma(store: &SqliteStore, name: &str) -> String {
         let connection = store.connection.lock();
@@ -238,91 +243,6 @@ mod tests {
                 other => format!("{other:?}"),
             })
             .unwrap()
-    }
-
-    /// Runs `write` and returns by how much it moved the revision.
-    fn revision_step(store: &SqliteStore, write: impl FnOnce(&SqliteStore)) -> u64 {
-        let before = store.revision().unwrap();
-        write(store);
-        store.revision().unwrap() - before
-    }
-
-    #[test]
-    fn a_new_store_starts_at_revision_zero() {
-        let store = SqliteStore::open_in_memory().unwrap();
-        assert_eq!(store.revision().unwrap(), 0);
-    }
-
-    #[test]
-    fn revision_grows_by_one_with_every_kind_of_write() {
-        let store = SqliteStore::open_in_memory().unwrap();
-        let mut renamed = api("api-1", "/pizza", "1.0.0");
-        renamed.version = "2.0.0".to_owned();
-        let mut last = store.revision().unwrap();
-        let mut assert_bumped = |write: &str| {
-            let now = store.revision().unwrap();
-            assert_eq!(now, last + 1, "{write}");
-            last = now;
-        };
-
-        store.create_api(&api("api-1", "/pizza", "1.0.0")).unwrap();
-        assert_bumped("create_api");
-        store.replace_api(&renamed).unwrap();
-        assert_bumped("replace_api");
-        store
-            .create_application(&application("app-1", "shop"))
-            .unwrap();
-        assert_bumped("create_application");
-        let sub = subscription("sub-1", "api-1", "app-1");
-        store.create_subscription(&sub).unwrap();
-        assert_bumped("create_subscription");
-        store
-            .create_key(&key("k1", "app-1", KeyType::Production))
-            .unwrap();
-        assert_bumped("create_key");
-        store
-            .revoke_key("app-1", KeyType::Production, "k1")
-            .unwrap();
-        assert_bumped("revoke_key");
-        store.put_admin_user(&admin("admin", "hash")).unwrap();
-        assert_bumped("put_admin_user");
-        store.delete_subscription("sub-1").unwrap();
-        assert_bumped("delete_subscription");
-        store.delete_api("api-1").unwrap();
-        assert_bumped("delete_api");
-        store.delete_application("app-1").unwrap();
-        assert_bumped("delete_application");
-    }
-
-    #[test]
-    fn revision_stays_put_on_reads_and_failed_writes() {
-        let store = SqliteStore::open_in_memory().unwrap();
-        store.create_api(&api("api-1", "/pizza", "1.0.0")).unwrap();
-        store
-            .create_application(&application("app-1", "shop"))
-            .unwrap();
-
-        let step = revision_step(&store, |s| {
-            s.list_apis().unwrap();
-            s.get_api("api-1").unwrap();
-            s.list_applications().unwrap();
-            s.list_subscriptions().unwrap();
-            s.list_keys().unwrap();
-            s.get_admin_user("admin").unwrap();
-            s.create_api(&api("api-2", "/pizza", "1.0.0")).unwrap_err();
-            s.replace_api(&api("missing", "/x", "1")).unwrap_err();
-            s.delete_api("missing").unwrap_err();
-            s.create_application(&application("app-2", "shop"))
-                .unwrap_err();
-            s.create_subscription(&subscription("sub-1", "missing", "app-1"))
-                .unwrap_err();
-            s.create_key(&key("k1", "missing", KeyType::Sandbox))
-                .unwrap_err();
-            s.revoke_key("app-1", KeyType::Sandbox, "missing")
-                .unwrap_err();
-        });
-
-        assert_eq!(step, 0);
     }
 
     #[test]

@@ -44,6 +44,7 @@ export function runtimeSection(content, loaded) {
 
   let tokenPart = null;
   let tokensEnabled = null;
+  const secondWarning = h('p', { class: 'form-warning', id: 'token-second-warning', role: 'status', hidden: true });
   if (ai) {
     tokensEnabled = h('input', { type: 'checkbox', id: 'tokens-enabled', checked: model.tokensEnabled });
     const rows = ENVIRONMENTS.map((env) => h('div', { class: 'token-grid' },
@@ -58,7 +59,8 @@ export function runtimeSection(content, loaded) {
       h('legend', {}, 'Token-based limits (AI API)'),
       h('label', { class: 'check', for: 'tokens-enabled' }, tokensEnabled, 'Enforce token limits'),
       h('p', { class: 'hint' }, 'Tokens per time unit of the environment (the unit chosen above), counted from the provider\'s usage numbers. Leave a count empty for no limit on that dimension. With enforcement off, the counts are kept but not applied.'),
-      rows);
+      rows,
+      secondWarning);
   }
 
   const limits = h('div', { id: 'throughput-limits', class: 'stack', hidden: model.mode !== 'specify' },
@@ -83,6 +85,21 @@ export function runtimeSection(content, loaded) {
     }
     return state;
   };
+  // Token limits per SECOND are valid but rarely what an owner wants.
+  const warnAboutSeconds = () => {
+    if (!ai) return;
+    const state = current();
+    const perSecond = ENVIRONMENTS.filter((env) => state.tokensEnabled
+      && state[env].unit === 'SECOND'
+      && TOKEN_DIMENSIONS.some(([key]) => String(state[env].tokens[key] ?? '').trim() !== ''));
+    secondWarning.hidden = perSecond.length === 0;
+    secondWarning.textContent = perSecond.length === 0 ? ''
+      : `Token limits of ${perSecond.map((env) => ENV_LABEL[env].toLowerCase()).join(' and ')} are counted per SECOND: one large completion can use a whole window's budget. MINUTE matches how providers meter tokens.`;
+  };
+  warnAboutSeconds();
+  limits.addEventListener('input', warnAboutSeconds);
+  limits.addEventListener('change', warnAboutSeconds);
+
   let saved = JSON.stringify(current());
   const untrack = unsaved.track(() => JSON.stringify(current()) !== saved);
 

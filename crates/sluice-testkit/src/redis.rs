@@ -1,7 +1,5 @@
-//! Private `redis-server` processes for the Redis counter tests: each test
-//! starts its own on a free port, and can pause, kill and restart it.
-
-#![allow(dead_code, unreachable_pub)]
+//! Private `redis-server` processes: each test starts its own on a free
+//! port, and can pause, kill and restart it.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};

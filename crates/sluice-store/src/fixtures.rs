@@ -6,9 +6,9 @@ use serde_json::json;
 use sluice_core::KeyType;
 
 /// 2023-11-14T22:13:20Z, in milliseconds.
-pub(super) const CREATED_AT: i64 = 1_700_000_000_000;
+pub(crate) const CREATED_AT: i64 = 1_700_000_000_000;
 
-pub(super) fn api(id: &str, context: &str, version: &str) -> StoredApi {
+pub(crate) fn api(id: &str, context: &str, version: &str) -> StoredApi {
     StoredApi {
         id: id.to_owned(),
         context: context.to_owned(),
@@ -25,7 +25,7 @@ pub(super) fn api(id: &str, context: &str, version: &str) -> StoredApi {
     }
 }
 
-pub(super) fn application(id: &str, name: &str) -> Application {
+pub(crate) fn application(id: &str, name: &str) -> Application {
     Application {
         id: id.to_owned(),
         name: name.to_owned(),
@@ -34,7 +34,7 @@ pub(super) fn application(id: &str, name: &str) -> Application {
     }
 }
 
-pub(super) fn subscription(id: &str, api_id: &str, application_id: &str) -> Subscription {
+pub(crate) fn subscription(id: &str, api_id: &str, application_id: &str) -> Subscription {
     Subscription {
         id: id.to_owned(),
         api_id: api_id.to_owned(),
@@ -44,7 +44,7 @@ pub(super) fn subscription(id: &str, api_id: &str, application_id: &str) -> Subs
     }
 }
 
-pub(super) fn key(key_id: &str, application_id: &str, key_type: KeyType) -> ApiKeyRecord {
+pub(crate) fn key(key_id: &str, application_id: &str, key_type: KeyType) -> ApiKeyRecord {
     ApiKeyRecord {
         key_id: key_id.to_owned(),
         application_id: application_id.to_owned(),
@@ -56,7 +56,7 @@ pub(super) fn key(key_id: &str, application_id: &str, key_type: KeyType) -> ApiK
     }
 }
 
-pub(super) fn admin(username: &str, password_hash: &str) -> AdminUser {
+pub(crate) fn admin(username: &str, password_hash: &str) -> AdminUser {
     AdminUser {
         username: username.to_owned(),
         password_hash: password_hash.to_owned(),
