@@ -414,6 +414,14 @@ struct SharedState {
     exhausted: Option<Exhausted>,
 }
 
+/// The window part of a script's answer.
+struct WindowAnswer {
+    window: u64,
+    window_end_ms: u64,
+    now_ms: u64,
+    used: [u64; 4],
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Exhausted {
     unit: TimeUnit,
@@ -549,22 +557,13 @@ impl SharedBudget {
     /// Add a granted block to the lease and admit `cost` from it.
     fn take_claim(&self, limit: &EnvironmentLimit, cost: Cost, reply: ClaimReply) -> Decision {
         if let Some(dimension) = reply.refused {
-            let cap = limit.cap(dimension).unwrap_or(0);
-            if reply.used[dimension.index()] >= cap {
-                self.state.lock().exhausted = Some(Exhausted {
-                    unit: limit.unit,
-                    window: reply.window,
-                    dimension,
-                    limit: cap,
-                    window_end_ms: reply.window_end_ms,
-                });
-            }
-            return Decision::Refused(Refusal {
-                dimension,
-                limit: cap,
-                retry_after_ms: reply.window_end_ms.saturating_sub(reply.now_ms).max(1),
+            let window = WindowAnswer {
+                window: reply.window,
                 window_end_ms: reply.window_end_ms,
-            });
+                now_ms: reply.now_ms,
+                used: reply.used,
+            };
+            return self.refuse(limit, dimension, &window);
         }
         let mut state = self.lease.lock();
         merge_grant(&mut state, limit, &reply);
@@ -691,21 +690,38 @@ impl SharedBudget {
                 cost,
             });
         };
+        let window = WindowAnswer {
+            window: reply.window,
+            window_end_ms: reply.window_end_ms,
+            now_ms: reply.now_ms,
+            used: reply.used,
+        };
+        self.refuse(limit, dimension, &window)
+    }
+
+    /// Redis refused `dimension`: when it is used up, remember that until
+    /// the window ends, and answer with the time to its end.
+    fn refuse(
+        &self,
+        limit: &EnvironmentLimit,
+        dimension: Dimension,
+        answer: &WindowAnswer,
+    ) -> Decision {
         let cap = limit.cap(dimension).unwrap_or(0);
-        if reply.used[dimension.index()] >= cap {
+        if answer.used[dimension.index()] >= cap {
             self.state.lock().exhausted = Some(Exhausted {
                 unit: limit.unit,
-                window: reply.window,
+                window: answer.window,
                 dimension,
                 limit: cap,
-                window_end_ms: reply.window_end_ms,
+                window_end_ms: answer.window_end_ms,
             });
         }
         Decision::Refused(Refusal {
             dimension,
             limit: cap,
-            retry_after_ms: reply.window_end_ms.saturating_sub(reply.now_ms).max(1),
-            window_end_ms: reply.window_end_ms,
+            retry_after_ms: answer.window_end_ms.saturating_sub(answer.now_ms).max(1),
+            window_end_ms: answer.window_end_ms,
         })
     }
 
