@@ -70,7 +70,7 @@ export function trafficSection(content, loaded) {
   api.get('/readyz').then((ready) => {
     const counters = ready?.detail?.counters;
     scope.textContent = counters === 'redis'
-      ? 'Counters: cluster totals (shared in Redis by every gateway node).'
+      ? 'Counters: "used in this window" is the cluster total (shared in Redis by every gateway node); forwarded and refused are this node\'s.'
       : 'Counters: this gateway node (local counting).';
   }).catch(() => { scope.textContent = 'Counters: unknown (readiness not available).'; });
 
