@@ -302,7 +302,10 @@ impl Gateway {
             .as_ref()
             .map_or(Cost::ONE_REQUEST, |(_, _, plan)| plan.cost);
         let limit = api.definition.throughput.limit(env.environment);
-        if let Some((dimension, wanted, cap)) = tokens::never_admissible(&cost, &limit.caps) {
+        // Shadow mode forwards even these (admission reports them).
+        if !api.definition.throughput.options.shadow
+            && let Some((dimension, wanted, cap)) = tokens::never_admissible(&cost, &limit.caps)
+        {
             env.telemetry.refused[dimension.index()].increment(1);
             let fault = Fault::ReservationExceedsLimit {
                 dimension,
