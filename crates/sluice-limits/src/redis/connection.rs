@@ -57,6 +57,35 @@ pub(crate) struct ClaimReply {
     pub(crate) used: [u64; 4],
 }
 
+/// The first five fields every counting script answers with: decided,
+/// window, window end, Redis now, refused dimension.
+struct ReplyHead {
+    refused: Option<Dimension>,
+    window: u64,
+    window_end_ms: u64,
+    now_ms: u64,
+}
+
+impl ReplyHead {
+    fn parse(reply: &[i64], len: usize, short: &'static str) -> RedisResult<Self> {
+        if reply.len() < len {
+            return Err(RedisError::from((redis::ErrorKind::TypeError, short)));
+        }
+        Ok(Self {
+            refused: (reply[0] == 0)
+                .then(|| Dimension::ALL.get(reply[4].max(0) as usize).copied())
+                .flatten(),
+            window: non_negative(reply[1]),
+            window_end_ms: non_negative(reply[2]),
+            now_ms: non_negative(reply[3]),
+        })
+    }
+}
+
+fn non_negative(value: i64) -> u64 {
+    value.max(0) as u64
+}
+
 fn not_connected() -> RedisError {
     RedisError::from((redis::ErrorKind::IoError, "not connected to Redis yet"))
 }
@@ -138,20 +167,12 @@ impl Connection {
         args.extend(caps.iter().map(i64::to_string));
         args.extend(cost.0.iter().map(u64::to_string));
         let reply: Vec<i64> = self.run(&ADMIT, key, &args).await?;
-        if reply.len() < 9 {
-            return Err(RedisError::from((
-                redis::ErrorKind::TypeError,
-                "short admission reply",
-            )));
-        }
-        let non_negative = |v: i64| v.max(0) as u64;
+        let head = ReplyHead::parse(&reply, 9, "short admission reply")?;
         Ok(AdmitReply {
-            refused: (reply[0] == 0)
-                .then(|| Dimension::ALL.get(reply[4].max(0) as usize).copied())
-                .flatten(),
-            window: non_negative(reply[1]),
-            window_end_ms: non_negative(reply[2]),
-            now_ms: non_negative(reply[3]),
+            refused: head.refused,
+            window: head.window,
+            window_end_ms: head.window_end_ms,
+            now_ms: head.now_ms,
             used: std::array::from_fn(|i| non_negative(reply[5 + i])),
         })
     }
@@ -172,20 +193,12 @@ impl Connection {
         args.extend(need.iter().map(u64::to_string));
         args.extend(extra.iter().map(u64::to_string));
         let reply: Vec<i64> = self.run(&CLAIM, key, &args).await?;
-        if reply.len() < 13 {
-            return Err(RedisError::from((
-                redis::ErrorKind::TypeError,
-                "short claim reply",
-            )));
-        }
-        let non_negative = |v: i64| v.max(0) as u64;
+        let head = ReplyHead::parse(&reply, 13, "short claim reply")?;
         Ok(ClaimReply {
-            refused: (reply[0] == 0)
-                .then(|| Dimension::ALL.get(reply[4].max(0) as usize).copied())
-                .flatten(),
-            window: non_negative(reply[1]),
-            window_end_ms: non_negative(reply[2]),
-            now_ms: non_negative(reply[3]),
+            refused: head.refused,
+            window: head.window,
+            window_end_ms: head.window_end_ms,
+            now_ms: head.now_ms,
             grant: std::array::from_fn(|i| non_negative(reply[5 + i])),
             used: std::array::from_fn(|i| non_negative(reply[9 + i])),
         })
