@@ -2,7 +2,7 @@
 //! requests reach which backend, what the backend sees of them, and how the
 //! gateway answers those it refuses before admission.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::{ApiSpec, MINUTE_START_MS, Reply, Sluice, assert_limit_reached, start_mock, url_of};

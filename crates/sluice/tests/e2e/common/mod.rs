@@ -4,7 +4,7 @@
 //! the mock backend it forwards to.
 //!
 //! Helpers are named after the domain: publish an API, subscribe an
-//! application, get its keys, call the gateway, read a metric. Each test binary
+//! application, get its keys, call the gateway, read a metric. Each test module
 //! uses part of them.
 
 #![allow(dead_code)]

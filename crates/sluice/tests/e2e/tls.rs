@@ -4,7 +4,7 @@
 //! the system roots or the configured CA, and an endpoint's explicit opt-out
 //! works and is logged.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::{ADMIN_PASSWORD, ApiSpec, Sluice, start_mock};

@@ -3,7 +3,7 @@
 //! JSON fault, never a hang; such a request counts as forwarded (it may have
 //! been written), unlike a refused connection.
 
-mod common;
+use crate::common;
 
 use common::{ApiSpec, Sluice, url_of};
 use sluice_gateway::telemetry::names::{FORWARDED, REFUNDED};

@@ -5,7 +5,7 @@
 //! file descriptors than before, `sluice_backend_in_flight` is back to 0, and
 //! a backend that comes back is used again.
 
-mod common;
+use crate::common;
 
 use common::{ApiSpec, PublishedApi, Reply, Sluice, dead_endpoint, url_of, wait_until};
 use reqwest::Client;

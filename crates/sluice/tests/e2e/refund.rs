@@ -2,7 +2,7 @@
 //! backend (connection refused) is answered 502, is not counted as
 //! forwarded, and gives its admission back, so the budget stays whole.
 
-mod common;
+use crate::common;
 
 use common::{
     ApiSpec, MINUTE_START_MS, Sluice, assert_limit_reached, dead_endpoint, start_mock, url_of,

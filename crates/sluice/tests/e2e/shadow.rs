@@ -2,7 +2,7 @@
 //! forwards everything, and reports as shadow-refused exactly what the same
 //! API in enforce mode refuses.
 
-mod common;
+use crate::common;
 
 use common::{ApiSpec, MINUTE_START_MS, PublishedApi, Sluice, count, start_mock};
 use serde_json::json;

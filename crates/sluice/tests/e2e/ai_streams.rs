@@ -7,7 +7,7 @@
 //! The gateway's memory while a 50 MB stream passes is a measurement, not a
 //! test: `bench/ai_stream_memory.sh`.
 
-mod common;
+use crate::common;
 
 use common::{
     ApiSpec, MINUTE_START_MS, PublishedApi, Reply, Sluice, Usage, http_client, start_mock, url_of,

@@ -3,7 +3,7 @@
 //! oversized heads get 431 / 414, malformed HTTP gets 400 and never panics,
 //! and thousands of idle connections do not lock an active client out.
 
-mod common;
+use crate::common;
 
 use common::{ApiSpec, Sluice, start_mock};
 use rand::{Rng, SeedableRng};

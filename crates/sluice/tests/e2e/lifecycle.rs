@@ -3,7 +3,7 @@
 //! printed, shutdown drains in-flight requests, and a bad config file stops
 //! the start with a message naming the key.
 
-mod common;
+use crate::common;
 
 use common::{
     ADMIN_PASSWORD, ApiSpec, PUBLISHER, Reply, Sluice, http_client, start_mock,

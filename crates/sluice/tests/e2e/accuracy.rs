@@ -6,7 +6,7 @@
 //! One test runs on the real clock (SECOND windows, 5 s of load); one on a
 //! fake clock (MINUTE windows, no waiting).
 
-mod common;
+use crate::common;
 
 use common::{
     AdmissionStamp, ApiSpec, MINUTE_START_MS, PublishedApi, Reply, Sluice, assert_limit_reached,

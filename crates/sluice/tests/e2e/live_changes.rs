@@ -3,7 +3,7 @@
 //! current window already has, never fails a request in flight, and needs no
 //! restart; a unit change starts counting from zero; a deleted API is gone.
 
-mod common;
+use crate::common;
 
 use common::{
     ApiSpec, MINUTE_START_MS, PublishedApi, Reply, Sluice, assert_limit_reached, start_mock,

@@ -4,7 +4,7 @@
 //! with a 2xx is there; a write in flight at the kill is there whole or not
 //! at all; nothing else is.
 
-mod common;
+use crate::common;
 
 use common::{ADMIN_PASSWORD, ApiSpec, PUBLISHER, Sluice, url_of, wait_until};
 use parking_lot::Mutex;

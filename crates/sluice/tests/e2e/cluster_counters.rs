@@ -5,7 +5,7 @@
 //!
 //! Every test runs its own PostgreSQL and `redis-server` processes.
 
-mod common;
+use crate::common;
 
 use common::{ApiSpec, Sluice, eventually, start_mock, test_config};
 use sluice::config::{Config, StoreLocation};
@@ -32,6 +32,7 @@ fn node_config(
     config.redis = Some(RedisSettings {
         urls: vec![redis.url()],
         cluster: false,
+        tls: None,
         strategy,
         timeout: Duration::from_millis(200),
         on_failure: FailurePolicy::LocalShare,

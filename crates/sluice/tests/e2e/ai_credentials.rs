@@ -8,7 +8,7 @@
 //! The mock echoes the auth headers it received on AI paths as
 //! `x-mock-saw-*` response headers, and every header on other paths.
 
-mod common;
+use crate::common;
 
 use common::{ApiSpec, PublishedApi, Reply, Sluice, start_mock};
 use reqwest::Method;

@@ -2,7 +2,7 @@
 //! per-(API, environment) series equals the exact count, and `forwarded`
 //! equals what the backend itself received.
 
-mod common;
+use crate::common;
 
 use common::{
     ApiSpec, MINUTE_START_MS, Reply, Sluice, assert_limit_reached, count, start_mock,

@@ -4,7 +4,7 @@
 //! `Authorization: Bearer`, valid and revoked); none of them appears in
 //! anything it writes. (Endpoint credentials: `ai_credentials.rs`.)
 
-mod common;
+use crate::common;
 
 use common::{DEVPORTAL, PUBLISHER, Sluice, start_mock, url_of};
 use reqwest::Client;

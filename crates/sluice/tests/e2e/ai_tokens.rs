@@ -8,7 +8,7 @@
 //! Every test runs on a fake clock that only the test moves, so one MINUTE
 //! window lasts the whole test unless the test says otherwise.
 
-mod common;
+use crate::common;
 
 use common::{
     ApiSpec, MINUTE_START_MS, PublishedApi, Reply, Sluice, Usage, start_mock, start_mock_with,

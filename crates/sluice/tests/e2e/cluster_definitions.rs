@@ -8,7 +8,7 @@
 //!
 //! Every test runs its own PostgreSQL server and in-process Sluice nodes.
 
-mod common;
+use crate::common;
 
 use common::{
     ApiSpec, Consumer, DEVPORTAL, PUBLISHER, PublishedApi, Sluice, eventually, limit_reached_body,
