@@ -25,6 +25,9 @@ pub(crate) enum AdminError {
     /// The body is larger than the admin listener accepts (413).
     #[error("request body too large")]
     PayloadTooLarge,
+    /// The request body did not arrive within the body-read timeout (408).
+    #[error("the request body did not arrive within {0:?}")]
+    BodyTimeout(std::time::Duration),
     /// No valid admin credentials (401).
     #[error("valid admin credentials are required")]
     Unauthenticated,
@@ -76,6 +79,7 @@ impl AdminError {
         match self {
             AdminError::Invalid(_) | AdminError::MalformedBody(_) => StatusCode::BAD_REQUEST,
             AdminError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AdminError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             AdminError::Unauthenticated => StatusCode::UNAUTHORIZED,
             AdminError::Forbidden(_) => StatusCode::FORBIDDEN,
             AdminError::NotFound { .. } | AdminError::NoRoute => StatusCode::NOT_FOUND,
@@ -123,6 +127,12 @@ impl IntoResponse for AdminError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"Sluice\""),
             );
+        }
+        if status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body may still come: never read it as a request.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

@@ -5,6 +5,7 @@
 //! as typed structs: the admin API stores what the client sent verbatim.
 
 use crate::error::AdminError;
+use crate::listener::BodyTimedOut;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use http::{StatusCode, header};
@@ -65,7 +66,9 @@ async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes,
     Bytes::from_request(request, state)
         .await
         .map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            if let Some(timeout) = BodyTimedOut::cause_of(&rejection) {
+                AdminError::BodyTimeout(timeout)
+            } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 AdminError::PayloadTooLarge
             } else {
                 AdminError::MalformedBody(rejection.body_text())

@@ -35,7 +35,7 @@ use sluice_store::{DefinitionStore, StoreError};
 use std::sync::Arc;
 
 pub use bootstrap::{BootstrapError, bootstrap_admin};
-pub use listener::serve;
+pub use listener::{AdminListener, serve};
 pub use ui::{UI_ROUTES, UiAccess};
 
 /// Base path of the Publisher REST API.

@@ -1,21 +1,36 @@
 //! Redis counters (`exact` and `leased`), on private `redis-server`
-//! processes: the cap holds for several nodes together under skewed load,
-//! a paused Redis never holds a request past the deadline, and a Redis
-//! restarted empty gets the window's usage back.
+//! processes: the cap holds for several nodes together under skewed load, on
+//! one Redis and on a three-master Redis Cluster; a paused Redis never holds
+//! a request past the deadline; a Redis restarted empty gets the window's
+//! usage back, a day's token budget included; and while Redis is down the
+//! live nodes split the limit between them.
 
 use sluice_core::{Dimension, Environment, EnvironmentLimit, TimeUnit};
 use sluice_limits::redis::{FailurePolicy, RedisCounters, RedisSettings, Strategy};
-use sluice_limits::{Budget, Clock, Cost, Decision, SystemClock};
+use sluice_limits::{Admission, Budget, Clock, Cost, Decision, FakeClock, SystemClock};
 use sluice_testkit::redis::RedisServer;
+use sluice_testkit::redis_cluster::RedisCluster;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 fn settings(redis: &RedisServer, on_failure: FailurePolicy, strategy: Strategy) -> RedisSettings {
+    settings_on(vec![redis.url()], on_failure, strategy)
+}
+
+fn cluster_settings(cluster: &RedisCluster, strategy: Strategy) -> RedisSettings {
     RedisSettings {
-        urls: vec![redis.url()],
+        cluster: true,
+        ..settings_on(cluster.seeds(), FailurePolicy::LocalShare, strategy)
+    }
+}
+
+fn settings_on(urls: Vec<String>, on_failure: FailurePolicy, strategy: Strategy) -> RedisSettings {
+    RedisSettings {
+        urls,
         cluster: false,
+        tls: None,
         strategy,
         timeout: Duration::from_millis(25),
         on_failure,
@@ -33,6 +48,28 @@ fn request_limit(requests: u64, unit: TimeUnit) -> EnvironmentLimit {
     limit
 }
 
+/// A limit on total tokens only.
+fn total_token_limit(tokens: u64, unit: TimeUnit) -> EnvironmentLimit {
+    let mut limit = EnvironmentLimit {
+        unit,
+        ..Default::default()
+    };
+    limit.caps[Dimension::TotalTokens.index()] = Some(tokens);
+    limit
+}
+
+/// One request of `total` tokens.
+fn tokens(total: u64) -> Cost {
+    Cost([1, 0, 0, total])
+}
+
+fn expect_admitted(decision: Decision) -> Admission {
+    match decision {
+        Decision::Admitted(admission) => admission,
+        other => panic!("expected an admission, got {other:?}"),
+    }
+}
+
 /// A node: its counters and the budget of the API under test.
 struct Node {
     counters: RedisCounters,
@@ -44,15 +81,25 @@ async fn node(redis: &RedisServer, on_failure: FailurePolicy) -> Node {
 }
 
 async fn node_with(redis: &RedisServer, on_failure: FailurePolicy, strategy: Strategy) -> Node {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
-    let counters = RedisCounters::start(settings(redis, on_failure, strategy), clock).unwrap();
-    let (shared, _) = counters.get("api-1", Environment::Production);
-    let node = Node {
-        counters,
-        budget: Budget::Shared(shared),
-    };
+    let settings = settings(redis, on_failure, strategy);
+    connected_node(settings, Arc::new(SystemClock::new())).await
+}
+
+/// A node on `settings`, once it counts in Redis and has sent a heartbeat.
+async fn connected_node(settings: RedisSettings, clock: Arc<dyn Clock>) -> Node {
+    let node = start_node(settings, clock);
     wait_until_connected(&node).await;
     node
+}
+
+/// A node on `settings`, whether Redis answers or not.
+fn start_node(settings: RedisSettings, clock: Arc<dyn Clock>) -> Node {
+    let counters = RedisCounters::start(settings, clock).unwrap();
+    let (shared, _) = counters.get("api-1", Environment::Production);
+    Node {
+        counters,
+        budget: Budget::Shared(shared),
+    }
 }
 
 async fn wait_until_connected(node: &Node) {
@@ -69,6 +116,55 @@ async fn wait_until_connected(node: &Node) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Admit under `limit` (whose unit recovery then uses) until Redis's
+/// failures have opened the breaker.
+async fn until_degraded(node: &Node, limit: &EnvironmentLimit) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !node.counters.degraded() {
+        assert!(Instant::now() < deadline, "the breaker did not open");
+        node.budget.admit(limit, Cost::ONE_REQUEST, 0).await;
+    }
+}
+
+/// Wait until the breaker has closed again: the node counts in Redis.
+async fn until_counting_in_redis(node: &Node) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while node.counters.degraded() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!node.counters.degraded(), "counting in Redis again");
+}
+
+/// Wait until every node's heartbeats show `live` nodes; returns how long
+/// that took.
+async fn until_live_nodes(nodes: &[&Node], live: u64) -> Duration {
+    let started = Instant::now();
+    while nodes.iter().any(|node| node.counters.live_nodes() != live) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "live nodes seen: {:?}, expected {live}",
+            nodes
+                .iter()
+                .map(|node| node.counters.live_nodes())
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    started.elapsed()
+}
+
+/// Make `attempts` single-request admissions one after the other; how many
+/// were admitted.
+async fn admitted_of(node: &Node, limit: &EnvironmentLimit, attempts: u64) -> u64 {
+    let mut admitted = 0;
+    for _ in 0..attempts {
+        if let Decision::Admitted(_) = node.budget.admit(limit, Cost::ONE_REQUEST, 0).await {
+            admitted += 1;
+        }
+    }
+    admitted
 }
 
 /// Admit as fast as possible from `clients` tasks until `stop`; return the
@@ -111,7 +207,9 @@ fn merge(into: &mut BTreeMap<u64, u64>, from: BTreeMap<u64, u64>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exact_three_nodes_share_one_cap_under_skewed_load_and_a_joining_node() {
-    let (utilization, calls) = skewed_run(Strategy::Exact).await;
+    let redis = RedisServer::start();
+    let settings = settings(&redis, FailurePolicy::LocalShare, Strategy::Exact);
+    let (utilization, calls) = skewed_run(settings, || redis.script_calls()).await;
     assert!(utilization >= 0.95, "utilization {utilization}");
     assert!(calls <= 1.2, "{calls} calls per forwarded request");
 }
@@ -120,9 +218,55 @@ async fn exact_three_nodes_share_one_cap_under_skewed_load_and_a_joining_node() 
 async fn leased_three_nodes_share_one_cap_under_skewed_saturating_load() {
     // Saturating load exhausts every window, where blocks shrink to single
     // units by design: correctness and utilization hold, calls are higher.
-    let (utilization, calls) = skewed_run(Strategy::Leased).await;
+    let redis = RedisServer::start();
+    let settings = settings(&redis, FailurePolicy::LocalShare, Strategy::Leased);
+    let (utilization, calls) = skewed_run(settings, || redis.script_calls()).await;
     assert!(utilization >= 0.90, "utilization {utilization}");
     assert!(calls <= 0.3, "{calls} calls per forwarded request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exact_on_a_three_master_redis_cluster_keeps_the_cap_under_skewed_load() {
+    let cluster = RedisCluster::start(3);
+    let settings = cluster_settings(&cluster, Strategy::Exact);
+    let (utilization, _) = skewed_run(settings, || cluster.script_calls()).await;
+    assert!(utilization >= 0.95, "utilization {utilization}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leased_on_a_three_master_redis_cluster_keeps_the_cap_under_skewed_load() {
+    let cluster = RedisCluster::start(3);
+    let settings = cluster_settings(&cluster, Strategy::Leased);
+    let (utilization, _) = skewed_run(settings, || cluster.script_calls()).await;
+    assert!(utilization >= 0.90, "utilization {utilization}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_api_counts_on_the_one_cluster_master_its_hash_tag_maps_to() {
+    let cluster = RedisCluster::start(3);
+    let node = connected_node(
+        cluster_settings(&cluster, Strategy::Exact),
+        Arc::new(SystemClock::new()),
+    )
+    .await;
+    let limit = request_limit(10, TimeUnit::Minute);
+    let mut masters = std::collections::BTreeSet::new();
+    for api in ["api-1", "api-2", "api-3", "api-4"] {
+        let (budget, _) = node.counters.get(api, Environment::Production);
+        expect_admitted(budget.admit(&limit, Cost::ONE_REQUEST).await);
+        let per_master = cluster.keys_per_master(&format!("{{test:{api}:production}}:*"));
+        let holders: Vec<usize> = (0..per_master.len())
+            .filter(|master| per_master[*master] > 0)
+            .collect();
+        assert_eq!(
+            holders.len(),
+            1,
+            "{api}'s window keys per master: {per_master:?}"
+        );
+        masters.insert(holders[0]);
+    }
+    eprintln!("four APIs counted on masters {masters:?}");
+    assert!(masters.len() >= 2, "all four APIs on master {masters:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,16 +318,17 @@ async fn paced(
     admitted
 }
 
-/// Three nodes, skewed load (A 80%, B 20%, C none), then C takes load, B
-/// goes idle and a fourth node joins. Asserts the cap per window; returns
-/// the utilization of busy windows and Redis calls per forwarded request.
-async fn skewed_run(strategy: Strategy) -> (f64, f64) {
-    let redis = RedisServer::start();
-    let a = node_with(&redis, FailurePolicy::LocalShare, strategy).await;
-    let b = node_with(&redis, FailurePolicy::LocalShare, strategy).await;
-    let c = node_with(&redis, FailurePolicy::LocalShare, strategy).await;
+/// Three nodes on `settings`, skewed load (A 80%, B 20%, C none), then C
+/// takes load, B goes idle and a fourth node joins. Asserts the cap per
+/// window; returns the utilization of busy windows and Redis calls (as
+/// `script_calls` counts them) per forwarded request.
+async fn skewed_run(settings: RedisSettings, script_calls: impl Fn() -> u64) -> (f64, f64) {
+    let node = || connected_node(settings.clone(), Arc::new(SystemClock::new()));
+    let a = node().await;
+    let b = node().await;
+    let c = node().await;
     let limit = request_limit(300, TimeUnit::Second);
-    let calls_before = redis.script_calls();
+    let calls_before = script_calls();
 
     // Phase 1: A 80% of the clients, B 20%, C none.
     let stop = Arc::new(AtomicBool::new(false));
@@ -198,7 +343,7 @@ async fn skewed_run(strategy: Strategy) -> (f64, f64) {
         merge(&mut per_window, task.await.unwrap());
     }
     // Phase 2: C takes load, B idle, and a fourth node joins.
-    let d = node_with(&redis, FailurePolicy::LocalShare, strategy).await;
+    let d = node().await;
     let stop = Arc::new(AtomicBool::new(false));
     let phase2 = [
         tokio::spawn(hammer(a.budget.clone(), limit, 6, Arc::clone(&stop))),
@@ -220,10 +365,11 @@ async fn skewed_run(strategy: Strategy) -> (f64, f64) {
     let best: Vec<u64> = inner.iter().copied().filter(|n| *n >= 200).collect();
     let utilization = best.iter().sum::<u64>() as f64 / (best.len() as f64 * 300.0);
     let forwarded: u64 = per_window.values().sum();
-    let calls = redis.script_calls() - calls_before;
+    let calls = script_calls() - calls_before;
     let calls_per_request = calls as f64 / forwarded as f64;
+    let (strategy, cluster) = (settings.strategy, settings.cluster);
     eprintln!(
-        "{strategy:?}: windows {per_window:?}; utilization of busy windows {:.1}%; {calls_per_request:.3} Redis script calls per forwarded request",
+        "{strategy:?} (Redis Cluster: {cluster}): windows {per_window:?}; utilization of busy windows {:.1}%; {calls_per_request:.3} Redis script calls per forwarded request",
         utilization * 100.0,
     );
     assert!(!best.is_empty());
@@ -255,11 +401,7 @@ async fn a_paused_redis_never_holds_a_request_past_the_deadline_and_the_minute_s
     }
     assert!(node.counters.degraded(), "the breaker opened");
     redis.resume();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while node.counters.degraded() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(!node.counters.degraded(), "recovered after resume");
+    until_counting_in_redis(&node).await;
     for _ in 0..700 {
         admit(node.budget.admit(&limit, Cost::ONE_REQUEST, 0).await);
     }
@@ -294,11 +436,7 @@ async fn a_redis_restarted_empty_gets_the_minutes_usage_back() {
     }
     assert!(node.counters.degraded());
     redis.restart_empty();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while node.counters.degraded() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(!node.counters.degraded(), "recovered after restart");
+    until_counting_in_redis(&node).await;
     for _ in 0..700 {
         count(node.budget.admit(&limit, Cost::ONE_REQUEST, 0).await);
     }
@@ -325,4 +463,120 @@ async fn fail_closed_refuses_and_fail_open_admits_while_redis_is_down() {
             Decision::Admitted(_)
         ));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_down_the_two_survivors_of_a_crashed_node_split_the_limit_in_halves() {
+    // Heartbeats are renewed on Tokio's real timer and expire on Redis server
+    // time, so the crashed node's heartbeat can only be waited out in real
+    // time (its TTL is 3 s). The fallback counts in windows of the nodes'
+    // clock, a FakeClock here: a fresh window is one step of that clock.
+    let mut redis = RedisServer::start();
+    let clock = FakeClock::at(SystemClock::new().now_ms());
+    let node = || {
+        let settings = settings(&redis, FailurePolicy::LocalShare, Strategy::Exact);
+        connected_node(settings, Arc::new(clock.clone()))
+    };
+    let (a, b, c) = tokio::join!(node(), node(), node());
+    // An odd limit: one request is left over for the first node in id order.
+    let limit = request_limit(301, TimeUnit::Minute);
+    for node in [&a, &b, &c] {
+        expect_admitted(node.budget.admit(&limit, Cost::ONE_REQUEST, 0).await);
+    }
+    until_live_nodes(&[&a, &b, &c], 3).await;
+
+    // A crash: C stops without leaving, its last heartbeat stays in Redis.
+    drop(c);
+    let expired_after = until_live_nodes(&[&a, &b], 2).await;
+    redis.kill();
+    until_degraded(&a, &limit).await;
+    until_degraded(&b, &limit).await;
+    clock.advance(TimeUnit::Minute.millis());
+    let shares = [
+        admitted_of(&a, &limit, 301).await,
+        admitted_of(&b, &limit, 301).await,
+    ];
+
+    eprintln!(
+        "the crashed node left the live count after {expired_after:?}; each survivor's share of 301 in a fresh minute: {shares:?}"
+    );
+    let mut sorted = shares;
+    sorted.sort_unstable();
+    assert_eq!(sorted, [150, 151], "halves of 301, not thirds: {shares:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_while_redis_is_down_falls_back_at_once_to_a_min_nodes_share() {
+    let mut redis = RedisServer::start();
+    redis.kill(); // nothing listens on its port now
+    let clock = FakeClock::at(SystemClock::new().now_ms());
+    let settings = RedisSettings {
+        min_nodes: 4,
+        ..settings(&redis, FailurePolicy::LocalShare, Strategy::Exact)
+    };
+    let started = Instant::now();
+    let node = start_node(settings, Arc::new(clock.clone()));
+    while !node.counters.degraded() {
+        // The first heartbeat's attempt gives up after 500 ms; three failed
+        // heartbeats, which open the breaker when Redis goes away later,
+        // would take about 3.5 s.
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the breaker was not open after {:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let opened_after = started.elapsed();
+    let limit = request_limit(300, TimeUnit::Minute);
+    let first = admitted_of(&node, &limit, 300).await;
+    clock.advance(TimeUnit::Minute.millis());
+    let next = admitted_of(&node, &limit, 300).await;
+
+    eprintln!(
+        "Redis down at start: fell back after {opened_after:?}; admitted {first} then {next} of 300 per minute"
+    );
+    assert_eq!(node.counters.live_nodes(), 4);
+    assert_eq!([first, next], [75, 75], "a quarter of 300 with min_nodes 4");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restarted_empty_gets_the_days_token_usage_back() {
+    // Counts in today's UTC window: a run across midnight starts a new day.
+    let mut redis = RedisServer::start();
+    let node = node(&redis, FailurePolicy::LocalShare).await;
+    let limit = total_token_limit(10_000, TimeUnit::Day);
+    // Five requests in flight together, completing after the last
+    // admission: three reserved 1 000 tokens and used 700, two were admitted
+    // optimistically and used 1 200.
+    let mut in_flight = Vec::new();
+    for cost in [tokens(1_000), tokens(1_000), tokens(1_000)] {
+        in_flight.push(expect_admitted(node.budget.admit(&limit, cost, 0).await));
+    }
+    for _ in 0..2 {
+        let optimistic = node.budget.admit(&limit, Cost::ONE_REQUEST, 0).await;
+        in_flight.push(expect_admitted(optimistic));
+    }
+    for (admission, used) in in_flight.iter().zip([700, 700, 700, 1_200, 1_200]) {
+        node.budget
+            .settle(admission, tokens(used), TimeUnit::Day, 0);
+    }
+    redis.kill();
+    until_degraded(&node, &limit).await;
+    // One more request while Redis is down, admitted on this node's share.
+    let alone = expect_admitted(node.budget.admit(&limit, Cost::ONE_REQUEST, 0).await);
+    node.budget.settle(&alone, tokens(500), TimeUnit::Day, 0);
+    redis.restart_empty();
+    until_counting_in_redis(&node).await;
+
+    let left = 10_000 - (3 * 700 + 2 * 1_200 + 500);
+    let over = node.budget.admit(&limit, tokens(left + 1), 0).await;
+    let fits = node.budget.admit(&limit, tokens(left), 0).await;
+    eprintln!("after the restart, {left} tokens left: {over:?}, then {fits:?}");
+    assert!(
+        matches!(over, Decision::Refused(refusal) if refusal.dimension == Dimension::TotalTokens),
+        "a reservation of {} admitted: {over:?}",
+        left + 1
+    );
+    assert!(matches!(fits, Decision::Admitted(_)), "{fits:?}");
 }

@@ -159,7 +159,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Run
     let gateway_addr = gateway_listener.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
 
-    let admin_router = match config.admin_tls {
+    let admin_router = match config.admin.tls {
         Some(_) => sluice_admin::tls_router,
         None => sluice_admin::router,
     };
@@ -210,7 +210,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Run
     let admin_task = tokio::spawn(sluice_admin::serve(
         admin_listener,
         admin,
-        config.admin_tls.clone(),
+        config.admin.clone(),
         wait_for(signal),
     ));
     tracing::info!(%gateway_addr, %admin_addr, "Sluice is running");

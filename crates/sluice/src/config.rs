@@ -11,10 +11,10 @@ use sluice_limits::redis::{FailurePolicy, RedisSettings, Strategy};
 use sluice_store::PostgresUrl;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 mod listener;
+mod redis_tls;
 
 pub use sluice_gateway::AcceptSettings;
 pub use sluice_gateway::tls::UpstreamTrust;
@@ -43,8 +43,9 @@ pub struct Config {
     pub accept: AcceptSettings,
     /// What upstream HTTPS endpoints are verified against.
     pub upstream_trust: UpstreamTrust,
-    /// The admin listener serves HTTPS with this configuration, when set.
-    pub admin_tls: Option<Arc<rustls::ServerConfig>>,
+    /// How the admin listener serves (HTTPS when its `tls` is set) and
+    /// bounds its clients.
+    pub admin: sluice_admin::AdminListener,
     /// Shutdown drain bound.
     pub drain_timeout: Duration,
     /// Stamp forwarded requests with `X-Sluice-Admission`.
@@ -228,14 +229,28 @@ struct RawAdmin {
     tls_cert: Option<PathBuf>,
     /// PEM private key of `tls_cert`.
     tls_key: Option<PathBuf>,
+    /// Time for a TLS handshake and for each request head; also how long a
+    /// keep-alive connection may wait for its next request. Default `10s`.
+    #[serde(with = "humantime_serde")]
+    header_read_timeout: Duration,
+    /// Time to send a whole request body (408 after it). Default `30s`.
+    #[serde(with = "humantime_serde")]
+    body_read_timeout: Duration,
+    /// Open admin connections at most; further clients wait in the listen
+    /// backlog. Default 256.
+    max_connections: usize,
 }
 
 impl Default for RawAdmin {
     fn default() -> Self {
+        let listener = sluice_admin::AdminListener::default();
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 9443)),
             tls_cert: None,
             tls_key: None,
+            header_read_timeout: listener.header_read_timeout,
+            body_read_timeout: listener.body_read_timeout,
+            max_connections: listener.max_connections,
         }
     }
 }
@@ -268,7 +283,8 @@ impl Default for RawStore {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawCounters {
-    /// `local` (the only backend of this version).
+    /// `local` (default: each node counts alone) or `redis` (the cluster
+    /// counts in Redis).
     backend: String,
     /// Redis settings, read when `backend = "redis"`.
     redis: Option<RawRedis>,
@@ -287,10 +303,20 @@ impl Default for RawCounters {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawRedis {
-    /// `redis://[user:password@]host:port[/db]`. Default `redis://127.0.0.1:6379`.
+    /// `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS.
+    /// Default `redis://127.0.0.1:6379`.
     url: String,
-    /// Seed nodes of a Redis Cluster; when set, `url` is not used.
+    /// Seed nodes of a Redis Cluster, all `redis://` or all `rediss://`;
+    /// when set, `url` is not used.
     urls: Option<Vec<String>>,
+    /// PEM CA certificates a `rediss://` server is verified against instead
+    /// of the system roots.
+    ca_file: Option<PathBuf>,
+    /// PEM certificate chain this node presents to a `rediss://` server
+    /// that requires one; with `client_key`.
+    client_cert: Option<PathBuf>,
+    /// PEM private key of `client_cert`.
+    client_key: Option<PathBuf>,
     /// `leased` (default: claim blocks, admit locally) or `exact` (one
     /// script call per admission).
     strategy: String,
@@ -310,6 +336,9 @@ impl Default for RawRedis {
         Self {
             url: "redis://127.0.0.1:6379".into(),
             urls: None,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
             strategy: "leased".into(),
             timeout: Duration::from_millis(25),
             on_failure: "local-share".into(),
@@ -352,19 +381,40 @@ impl RawRedis {
             Some(urls) => (urls, true),
             None => (vec![self.url], false),
         };
+        let key = if cluster {
+            "counters.redis.urls"
+        } else {
+            "counters.redis.url"
+        };
         for url in &urls {
             if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                bail!("counters.redis.url: {url:?} must start with redis:// or rediss://");
+                bail!("{key}: {url:?} must start with redis:// or rediss://");
             }
-            if url.starts_with("rediss://") {
+            // The Redis client reads `#insecure` as "skip the certificate
+            // check"; Sluice always verifies.
+            if url.contains('#') {
                 bail!(
-                    "counters.redis.url: TLS (rediss://) is not available in this version of Sluice"
+                    "{key}: a URL fragment (#...) is not accepted: the Redis server's certificate is always verified (counters.redis.ca_file sets a private CA), and a '#' in a password is written %23"
                 );
             }
         }
+        let tls_urls = urls
+            .iter()
+            .filter(|url| url.starts_with("rediss://"))
+            .count();
+        if tls_urls != 0 && tls_urls != urls.len() {
+            bail!("{key}: all redis:// or all rediss://, not both");
+        }
+        let tls = redis_tls::TlsFiles {
+            ca_file: self.ca_file.as_deref(),
+            client_cert: self.client_cert.as_deref(),
+            client_key: self.client_key.as_deref(),
+        }
+        .read(tls_urls != 0)?;
         Ok(RedisSettings {
             urls,
             cluster,
+            tls,
             strategy,
             timeout: self.timeout,
             on_failure,
@@ -455,11 +505,7 @@ impl Config {
             pool_idle_timeout: raw.gateway.pool_idle_timeout,
             accept: listener::accept_settings(&raw.gateway)?,
             upstream_trust: listener::upstream_trust(raw.gateway.upstream_ca_file.as_deref())?,
-            admin_tls: listener::tls(
-                "admin",
-                raw.admin.tls_cert.as_deref(),
-                raw.admin.tls_key.as_deref(),
-            )?,
+            admin: listener::admin_listener(&raw.admin)?,
             drain_timeout: raw.gateway.drain_timeout,
             admission_header: raw.gateway.admission_header,
             stream_idle_timeout: raw.gateway.stream_idle_timeout,
@@ -631,5 +677,20 @@ mod tests {
         )
         .unwrap_err();
         assert!(url.to_string().contains("counters.redis.url"), "{url}");
+    }
+
+    #[test]
+    fn admin_listener_bounds_are_read_and_a_zero_connection_limit_is_refused() {
+        let config = Config::parse(
+            "[admin]\nheader_read_timeout = \"2s\"\nbody_read_timeout = \"5s\"\nmax_connections = 8\n",
+        )
+        .unwrap();
+        assert_eq!(config.admin.header_read_timeout, Duration::from_secs(2));
+        assert_eq!(config.admin.body_read_timeout, Duration::from_secs(5));
+        assert_eq!(config.admin.max_connections, 8);
+        assert!(config.admin.tls.is_none());
+
+        let zero = Config::parse("[admin]\nmax_connections = 0\n").unwrap_err();
+        assert!(zero.to_string().contains("admin.max_connections"), "{zero}");
     }
 }

@@ -121,7 +121,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         "Sluice gateway on {}://{}, admin API on {}://{}",
         scheme(config.accept.tls.is_some()),
         running.gateway_addr,
-        scheme(config.admin_tls.is_some()),
+        scheme(config.admin.tls.is_some()),
         running.admin_addr
     );
     shutdown_signal().await;

@@ -1,7 +1,8 @@
 //! The circuit breaker in front of Redis: after repeated failures requests
-//! stop waiting on Redis and the fallback policy applies; background probes
-//! close it again after consecutive successes, never sooner than a minimum
-//! open time (hysteresis, so a flapping Redis does not flip every request).
+//! stop waiting on Redis and the fallback policy applies; after consecutive
+//! successful background probes, never sooner than a minimum open time
+//! (hysteresis, so a flapping Redis does not flip every request), it may
+//! close, which its owner does once recovery is done.
 
 use parking_lot::Mutex;
 
@@ -76,8 +77,9 @@ impl Breaker {
         }
     }
 
-    /// A background probe's result; true when this closed the breaker (the
-    /// caller then runs recovery).
+    /// A background probe's result; true when the breaker may close: the
+    /// caller then runs recovery and [`Breaker::close`]s it, so that requests
+    /// count in Redis only once what was admitted alone is back there.
     pub fn record_probe(&self, ok: bool, now_ms: u64) -> bool {
         let mut state = self.state.lock();
         let State::Open {
@@ -92,11 +94,12 @@ impl Breaker {
             return false;
         }
         *successes += 1;
-        if *successes >= PROBES_TO_CLOSE && now_ms.saturating_sub(*since_ms) >= MIN_OPEN_MS {
-            *state = State::Closed { failures: 0 };
-            return true;
-        }
-        false
+        *successes >= PROBES_TO_CLOSE && now_ms.saturating_sub(*since_ms) >= MIN_OPEN_MS
+    }
+
+    /// Close it: requests use Redis again.
+    pub fn close(&self) {
+        *self.state.lock() = State::Closed { failures: 0 };
     }
 }
 
@@ -117,7 +120,7 @@ mod tests {
     }
 
     #[test]
-    fn closes_after_consecutive_probes_and_the_minimum_open_time() {
+    fn may_close_after_consecutive_probes_and_the_minimum_open_time() {
         let breaker = Breaker::default();
         breaker.open(10_000);
         assert!(!breaker.record_probe(true, 10_100));
@@ -129,6 +132,8 @@ mod tests {
         );
         assert!(!breaker.record_probe(true, 11_100));
         assert!(breaker.record_probe(true, 11_200));
+        assert!(breaker.is_open(), "open until its owner closes it");
+        breaker.close();
         assert!(!breaker.is_open());
     }
 }

@@ -1,6 +1,10 @@
 //! The connection to Redis (one server, or a Redis Cluster) and the typed
 //! calls of the scripts.
 //!
+//! `rediss://` URLs connect over TLS (rustls), verifying the server against
+//! the configured CAs or the system roots, with a client certificate when
+//! one is configured.
+//!
 //! Connecting happens off the request path: a request that finds no
 //! connection fails at once (and the failure policy answers it) while a
 //! background attempt connects. `EVALSHA` falls back to `EVAL` by itself
@@ -86,16 +90,48 @@ fn non_negative(value: i64) -> u64 {
     value.max(0) as u64
 }
 
+/// The Redis client builds its TLS configuration with the process's default
+/// rustls provider, and without one it panics in the task that connects.
+/// Sluice's TLS is ring everywhere: install it unless the process chose.
+fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // An error means another thread installed one first: fine too.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+/// Marks a connection attempt as over however it ends: the heartbeat's
+/// deadline drops an attempt half-way when Redis accepts but does not answer
+/// (or a TLS handshake stalls), and the next heartbeat must try again.
+struct ConnectAttempt<'a>(&'a AtomicBool);
+
+impl Drop for ConnectAttempt<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 fn not_connected() -> RedisError {
     RedisError::from((redis::ErrorKind::IoError, "not connected to Redis yet"))
 }
 
 impl Connection {
     pub(crate) fn new(settings: &RedisSettings) -> Result<Self, String> {
+        let tls_urls = settings.urls.iter().any(|url| url.starts_with("rediss://"));
+        if settings.tls.is_some() && !tls_urls {
+            return Err("ca_file, client_cert: only with rediss:// URLs".to_owned());
+        }
+        if tls_urls {
+            install_crypto_provider();
+        }
         let target = if settings.cluster {
-            let client = redis::cluster::ClusterClient::builder(settings.urls.clone())
+            let mut builder = redis::cluster::ClusterClient::builder(settings.urls.clone())
                 .connection_timeout(Duration::from_secs(1))
-                .response_timeout(Duration::from_secs(1))
+                .response_timeout(Duration::from_secs(1));
+            if let Some(tls) = &settings.tls {
+                builder = builder.certs(tls.certificates());
+            }
+            let client = builder
                 .build()
                 .map_err(|e| format!("invalid Redis Cluster URLs: {e}"))?;
             Target::Cluster(client)
@@ -104,7 +140,11 @@ impl Connection {
                 .urls
                 .first()
                 .ok_or_else(|| "url: a Redis URL is required".to_owned())?;
-            Target::Single(redis::Client::open(url.as_str()).map_err(|e| format!("url: {e}"))?)
+            let client = match &settings.tls {
+                Some(tls) => redis::Client::build_with_tls(url.as_str(), tls.certificates()),
+                None => redis::Client::open(url.as_str()),
+            };
+            Target::Single(client.map_err(|e| format!("url: {e}"))?)
         };
         Ok(Self {
             target,
@@ -123,6 +163,7 @@ impl Connection {
         if self.conn.lock().is_some() || self.connecting.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        let _attempt = ConnectAttempt(&self.connecting);
         let made = match &self.target {
             Target::Single(client) => {
                 let config = redis::aio::ConnectionManagerConfig::new()
@@ -134,7 +175,6 @@ impl Connection {
             }
             Target::Cluster(client) => client.get_async_connection().await.map(Conn::Cluster),
         };
-        self.connecting.store(false, Ordering::Release);
         *self.conn.lock() = Some(made?);
         Ok(())
     }

@@ -16,6 +16,7 @@ mod connection;
 mod lease;
 mod scripts;
 pub mod share;
+mod tls;
 
 use crate::registry::CounterKey;
 use crate::{Admission, Clock, Cost, CounterCell, Decision, InFlight, Refusal, WindowUsage};
@@ -29,6 +30,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
+
+pub use tls::{ClientIdentity, RedisTls};
 
 /// How admissions use Redis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,11 +56,14 @@ pub enum FailurePolicy {
 /// Settings of the Redis counter store.
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
-    /// One URL (`redis://`, with user and password), or the seed nodes of a
-    /// Redis Cluster.
+    /// One URL (`redis://` or `rediss://`, with user and password), or the
+    /// seed nodes of a Redis Cluster.
     pub urls: Vec<String>,
     /// True for a Redis Cluster.
     pub cluster: bool,
+    /// CA and client certificate for `rediss://` URLs; `None` verifies the
+    /// server against the system roots and presents no certificate.
+    pub tls: Option<RedisTls>,
     /// The admission strategy.
     pub strategy: Strategy,
     /// One deadline for all Redis work of one admission.
@@ -127,7 +133,8 @@ pub struct RedisSetupError(String);
 
 impl RedisCounters {
     /// Set up the store and start its background task. Redis need not be
-    /// reachable: the node then starts with the breaker open.
+    /// reachable: the breaker then opens as soon as the first connection
+    /// attempt fails.
     pub fn start(settings: RedisSettings, clock: Arc<dyn Clock>) -> Result<Self, RedisSetupError> {
         let connection = Connection::new(&settings).map_err(RedisSetupError)?;
         let shared = Arc::new(RedisShared {
@@ -228,10 +235,11 @@ impl Drop for RedisCounters {
 }
 
 /// Heartbeats while Redis answers; probes while the breaker is open; runs
-/// recovery when it closes.
+/// recovery when it may close.
 async fn maintain(shared: Arc<RedisShared>) {
     let nodes_key = format!("{{{}}}:nodes", shared.settings.key_prefix);
     let mut since_heartbeat = HEARTBEAT_EVERY;
+    let mut answered_once = false;
     loop {
         let open = shared.breaker.is_open();
         if open || since_heartbeat >= HEARTBEAT_EVERY {
@@ -246,6 +254,7 @@ async fn maintain(shared: Arc<RedisShared>) {
             let now = shared.clock.now_ms();
             match answer {
                 Ok(Ok((redis_now, ids))) => {
+                    answered_once = true;
                     shared.observe_time(redis_now);
                     let rank = ids.iter().position(|id| *id == shared.node_id);
                     *shared.view.lock() = NodeView {
@@ -256,11 +265,22 @@ async fn maintain(shared: Arc<RedisShared>) {
                         recover(&shared).await;
                     }
                 }
-                Ok(Err(error)) => {
-                    tracing::debug!(%error, "Redis heartbeat failed");
-                    fail(&shared, open, now);
+                failed => {
+                    if let Ok(Err(error)) = failed {
+                        tracing::debug!(%error, "Redis heartbeat failed");
+                    }
+                    if answered_once || open {
+                        fail(&shared, open, now);
+                    } else {
+                        // Redis is down at start: fall back at once rather
+                        // than fail requests until repeated failures open it.
+                        shared.breaker.open(now);
+                        tracing::warn!(
+                            policy = ?shared.settings.on_failure,
+                            "Redis is unreachable at start: counting falls back to the failure policy"
+                        );
+                    }
                 }
-                Err(_) => fail(&shared, open, now),
             }
         }
         tokio::time::sleep(PROBE_EVERY).await;
@@ -279,8 +299,21 @@ fn fail(shared: &RedisShared, open: bool, now: u64) {
     }
 }
 
-/// Add what each budget admitted on its own in the current window to Redis.
+/// Add what each budget admitted on its own in the current window to Redis,
+/// and only then close the breaker: a request counted in Redis before that
+/// would see a window without this node's usage (all of it, after a restart
+/// empty). A second pass adds what the fallback admitted while the first ran;
+/// its floors are already in Redis.
 async fn recover(shared: &Arc<RedisShared>) {
+    push_counted_alone(shared).await;
+    shared.breaker.close();
+    push_counted_alone(shared).await;
+    tracing::info!("Redis is reachable again: counting in Redis");
+}
+
+/// Add each budget's fallback count of the current window to Redis, and
+/// raise Redis to the totals this node knew the cluster had reached.
+async fn push_counted_alone(shared: &Arc<RedisShared>) {
     let budgets: Vec<Arc<SharedBudget>> = shared
         .budgets
         .lock()
@@ -324,7 +357,6 @@ async fn recover(shared: &Arc<RedisShared>) {
             tracing::warn!(key = %budget.key, "could not add the locally admitted count to Redis");
         }
     }
-    tracing::info!("Redis is reachable again: counting in Redis");
 }
 
 /// Caps as script arguments: -1 for unlimited.
@@ -793,6 +825,7 @@ impl SharedBudget {
                 .settle(admission, actual, admission.unit, redis.redis_now());
             return;
         }
+        self.note_settled(admission, actual);
         let key = self.key.clone();
         let admission = *admission;
         tokio::spawn(async move {
@@ -804,6 +837,28 @@ impl SharedBudget {
                 tracing::debug!(%key, "Redis settlement failed; the window keeps what was counted");
             }
         });
+    }
+
+    /// Apply a settlement to the totals Redis last answered, as the settle
+    /// script applies it in Redis. Tokens are mostly debited after the last
+    /// answer of their window, and recovery raises a Redis that lost them
+    /// (restarted empty) to these totals.
+    fn note_settled(&self, admission: &Admission, actual: Cost) {
+        let mut state = self.state.lock();
+        let Some((unit, window, used)) = state.seen.as_mut() else {
+            return;
+        };
+        if *unit != admission.unit {
+            return;
+        }
+        let same_window = admission.window_index == *window;
+        for ((used, counted), real) in used.iter_mut().zip(admission.cost.0).zip(actual.0) {
+            *used = if same_window {
+                used.saturating_sub(counted).saturating_add(real)
+            } else {
+                used.saturating_add(real.saturating_sub(counted))
+            };
+        }
     }
 
     /// The cluster totals of the current window, as Redis last answered.

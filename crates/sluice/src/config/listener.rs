@@ -5,8 +5,9 @@
 //! Certificate and key files are read here, at validation, so `check-config`
 //! and the start both report an unusable one by its key.
 
-use super::RawGateway;
+use super::{RawAdmin, RawGateway};
 use anyhow::{anyhow, bail};
+use sluice_admin::AdminListener;
 use sluice_gateway::AcceptSettings;
 use sluice_gateway::tls::{UpstreamTrust, read_certificates, server_config};
 use std::path::Path;
@@ -36,6 +37,19 @@ pub(super) fn accept_settings(raw: &RawGateway) -> anyhow::Result<AcceptSettings
         max_header_bytes: raw.max_header_bytes,
         max_uri_bytes: raw.max_uri_bytes,
         tls: tls("gateway", raw.tls_cert.as_deref(), raw.tls_key.as_deref())?,
+    })
+}
+
+/// `[admin]`: the admin listener's TLS and bounds.
+pub(super) fn admin_listener(raw: &RawAdmin) -> anyhow::Result<AdminListener> {
+    if raw.max_connections == 0 {
+        bail!("admin.max_connections: must be more than 0");
+    }
+    Ok(AdminListener {
+        tls: tls("admin", raw.tls_cert.as_deref(), raw.tls_key.as_deref())?,
+        header_read_timeout: raw.header_read_timeout,
+        body_read_timeout: raw.body_read_timeout,
+        max_connections: raw.max_connections,
     })
 }
 

@@ -9,11 +9,13 @@ use crate::common;
 
 use common::{ApiSpec, Sluice, eventually, start_mock, test_config};
 use sluice::config::{Config, StoreLocation};
+use sluice_limits::SystemClock;
 use sluice_limits::redis::{FailurePolicy, RedisSettings, Strategy};
 use sluice_store::PostgresUrl;
 use sluice_testkit::postgres::PostgresServer;
 use sluice_testkit::redis::RedisServer;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 use tempfile::TempDir;
 
@@ -101,4 +103,59 @@ async fn two_nodes_pass_at_most_the_limit_per_window_with_exact_counters() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_pass_at_most_the_limit_per_window_with_leased_counters() {
     two_nodes_share_one_limit(Strategy::Leased).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_counts_over_rediss_as_its_configuration_file_says() {
+    // Arrange: a TLS-only Redis, and `[counters.redis]` as an operator
+    // writes it: rediss:// with the CA file, fail-closed so that nothing
+    // passes unless Redis counted it.
+    let redis = RedisServer::start_tls();
+    let counters = Config::parse(&format!(
+        "[counters]\nbackend = \"redis\"\n[counters.redis]\nurl = \"{}\"\nca_file = {:?}\n\
+         strategy = \"exact\"\non_failure = \"fail-closed\"\ntimeout = \"200ms\"\n",
+        redis.url(),
+        redis.tls_files().ca_cert.display().to_string(),
+    ))
+    .expect("the configuration is valid")
+    .redis;
+    let backend = start_mock().await;
+    let node = Sluice::start_configured(Arc::new(SystemClock::new()), |config| {
+        config.redis = counters;
+    })
+    .await;
+    let api = node
+        .publish(
+            ApiSpec::new("over-tls")
+                .backend(&backend)
+                .production_limit(5, "HOUR"),
+        )
+        .await;
+    let consumer = node.subscribe_new_application(&api).await;
+    // Until the node has connected, fail-closed answers 503.
+    eventually(
+        "a first request passes",
+        Duration::from_secs(10),
+        async || {
+            node.get(&api.path("/probe"), Some(&consumer.production_key))
+                .await
+                .status
+                == 200
+        },
+    )
+    .await;
+
+    // Act: more requests than are left of the limit.
+    let statuses = node
+        .get_times(7, &api.path("/x"), Some(&consumer.production_key))
+        .await;
+
+    // Assert: the limit passed (the probe and 4), then refusals.
+    let per_window = backend.stats().by_admission();
+    assert!(per_window.values().all(|n| *n <= 5), "{per_window:?}");
+    if per_window.len() == 1 {
+        assert_eq!(statuses[..4], [200; 4], "{statuses:?}");
+        assert!(statuses[4..].iter().all(|s| *s == 503), "{statuses:?}");
+    }
+    assert!(redis.script_calls() >= 5, "Redis counted");
 }

@@ -1,7 +1,9 @@
 //! Hostile clients (issue 7, item 1) against the gateway listener on real
 //! sockets: slow headers and bodies time out, idle connections are closed,
 //! oversized heads get 431 / 414, malformed HTTP gets 400 and never panics,
-//! and thousands of idle connections do not lock an active client out.
+//! and thousands of idle connections do not lock an active client out. The
+//! admin listener's own bounds (header and body timeouts, connection limit)
+//! at the end.
 
 use crate::common;
 
@@ -395,4 +397,116 @@ async fn an_http2_client_is_served() {
 
     assert_eq!(response.version(), reqwest::Version::HTTP_2);
     assert_eq!(response.status(), 200);
+}
+
+// --- The admin listener --------------------------------------------------
+
+/// `admin:secret`, the test admin's HTTP Basic credentials.
+const ADMIN_BASIC: &str = "Basic YWRtaW46c2VjcmV0";
+
+/// Sluice with short admin client timeouts; `configure` adjusts the rest.
+async fn admin(configure: impl FnOnce(&mut Config)) -> Sluice {
+    count_panics();
+    Sluice::start_configured(Arc::new(SystemClock::new()), |config| {
+        config.admin.header_read_timeout = SHORT;
+        config.admin.body_read_timeout = SHORT;
+        configure(config);
+    })
+    .await
+}
+
+/// The admin listener still answers `/healthz`.
+async fn assert_admin_still_serving(sluice: &Sluice) {
+    let answer = exchange(
+        sluice.admin_addr,
+        b"GET /healthz HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status_of(&answer), Some(200), "{answer}");
+}
+
+#[tokio::test]
+async fn admin_half_sent_headers_are_cut_off_at_the_header_read_timeout() {
+    let sluice = admin(|_| {}).await;
+    let mut stream = TcpStream::connect(sluice.admin_addr).await.unwrap();
+    let started = Instant::now();
+    stream
+        .write_all(b"GET /api/am/publisher/v4/apis HTTP/1.1\r\nHost: admin\r\n")
+        .await
+        .unwrap();
+
+    let (answer, closed) = read_to_close(&mut stream).await;
+
+    let waited = closed - started;
+    assert!(
+        waited >= SHORT && waited < SHORT * 10,
+        "closed after {waited:?}"
+    );
+    assert!(
+        status_of(&answer).is_none_or(|status| status == 408),
+        "{answer}"
+    );
+    assert_admin_still_serving(&sluice).await;
+}
+
+#[tokio::test]
+async fn admin_a_body_that_stops_coming_gets_408_and_the_connection_closes() {
+    let sluice = admin(|_| {}).await;
+    let mut stream = TcpStream::connect(sluice.admin_addr).await.unwrap();
+    let started = Instant::now();
+    let head = format!(
+        "POST /api/am/publisher/v4/apis HTTP/1.1\r\nHost: admin\r\nAuthorization: {ADMIN_BASIC}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"name\": \"half"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+
+    let (answer, closed) = read_to_close(&mut stream).await;
+
+    assert_eq!(status_of(&answer), Some(408), "{answer}");
+    assert!(answer.contains("\"code\":408"), "{answer}");
+    let waited = closed - started;
+    assert!(
+        waited >= SHORT && waited < SHORT * 10,
+        "answered after {waited:?}"
+    );
+    let apis = sluice
+        .admin_call(
+            Method::GET,
+            "/api/am/publisher/v4/apis",
+            &serde_json::Value::Null,
+        )
+        .await
+        .json();
+    assert_eq!(
+        apis["count"], 0,
+        "nothing stored from a cut-off body: {apis}"
+    );
+}
+
+#[tokio::test]
+async fn admin_connections_over_the_limit_wait_until_one_closes() {
+    const LIMIT: usize = 4;
+    let sluice = admin(|config| config.admin.max_connections = LIMIT).await;
+    let mut silent = Vec::new();
+    for _ in 0..LIMIT {
+        silent.push(TcpStream::connect(sluice.admin_addr).await.unwrap());
+    }
+
+    let started = Instant::now();
+    assert_admin_still_serving(&sluice).await;
+
+    // The silent connections held every slot until their header read
+    // timeout closed them; then the waiting client was served.
+    let waited = started.elapsed();
+    assert!(
+        waited >= SHORT / 2 && waited < SHORT * 10,
+        "served after {waited:?}"
+    );
+    for stream in &mut silent {
+        let (answer, _) = read_to_close(stream).await;
+        assert!(
+            status_of(&answer).is_none_or(|status| status == 408),
+            "{answer}"
+        );
+    }
 }

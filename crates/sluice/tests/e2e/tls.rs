@@ -228,7 +228,7 @@ async fn a_stalled_tls_handshake_is_cut_at_the_header_read_timeout() {
 #[tokio::test]
 async fn the_admin_listener_serves_https_and_its_session_cookie_is_secure() {
     let pki = pki();
-    let sluice = sluice_with(|config| config.admin_tls = Some(pki.server_config())).await;
+    let sluice = sluice_with(|config| config.admin.tls = Some(pki.server_config())).await;
     let client = https_client(&pki.ca);
     let origin = format!("https://127.0.0.1:{}", sluice.admin_addr.port());
 
