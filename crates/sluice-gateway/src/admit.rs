@@ -61,11 +61,11 @@ pub(crate) async fn admit(
         Some(cap) => match env.in_flight.try_acquire(Some(cap)) {
             Some(permit) => Some(permit),
             None if options.shadow => {
-                env.telemetry.shadow_refused[IN_FLIGHT_REASON].increment(1);
+                env.telemetry.series().shadow_refused[IN_FLIGHT_REASON].increment(1);
                 return AdmissionOutcome::ShadowRefused { permit: None };
             }
             None => {
-                env.telemetry.refused[IN_FLIGHT_REASON].increment(1);
+                env.telemetry.series().refused[IN_FLIGHT_REASON].increment(1);
                 return AdmissionOutcome::Refused(Throttled {
                     status,
                     dimension: None,
@@ -93,11 +93,11 @@ pub(crate) async fn admit(
         }
         Decision::Unavailable { retryable, .. } => AdmissionOutcome::Unavailable { retryable },
         Decision::Refused(refusal) if options.shadow => {
-            env.telemetry.shadow_refused[refusal.dimension.index()].increment(1);
+            env.telemetry.series().shadow_refused[refusal.dimension.index()].increment(1);
             AdmissionOutcome::ShadowRefused { permit }
         }
         Decision::Refused(refusal) => {
-            env.telemetry.refused[refusal.dimension.index()].increment(1);
+            env.telemetry.series().refused[refusal.dimension.index()].increment(1);
             AdmissionOutcome::Refused(Throttled {
                 status,
                 dimension: Some(refusal.dimension),

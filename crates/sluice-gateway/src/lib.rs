@@ -153,7 +153,7 @@ impl Gateway {
     /// Build a new routing snapshot from `input` and swap it in. Counts of
     /// APIs that remain are kept; those of deleted APIs are dropped.
     pub fn publish(&self, input: SnapshotInput) {
-        let snapshot = RoutingSnapshot::build(input, &self.counters);
+        let snapshot = RoutingSnapshot::build(input, &self.counters, &self.snapshot.load());
         self.snapshot.store(Arc::new(snapshot));
     }
 
@@ -169,19 +169,25 @@ impl Gateway {
         let snapshot = self.snapshot.load();
         let mut reports = Vec::new();
         for api in snapshot.routes.values() {
-            for env in &api.environments {
+            for env in api.environments.iter() {
                 let limit = api.definition.throughput.limit(env.environment);
                 if limit.is_unlimited() {
                     continue;
                 }
                 let usage = env.budget.usage(limit.unit, now);
+                // An API with no traffic yet gets its gauges with its first
+                // request (or once the cluster's usage of it shows).
+                let series = if usage.used.iter().any(|used| *used > 0) {
+                    Some(env.telemetry.series())
+                } else {
+                    env.telemetry.registered()
+                };
                 for dimension in Dimension::ALL {
                     let i = dimension.index();
-                    if let (Some(cap), Some(used_gauge), Some(limit_gauge)) = (
-                        limit.caps[i],
-                        &env.telemetry.usage[i],
-                        &env.telemetry.limit[i],
-                    ) {
+                    if let (Some(cap), Some(series)) = (limit.caps[i], series)
+                        && let (Some(used_gauge), Some(limit_gauge)) =
+                            (&series.usage[i], &series.limit[i])
+                    {
                         used_gauge.set(usage.used[i] as f64);
                         limit_gauge.set(cap as f64);
                     }
@@ -306,7 +312,7 @@ impl Gateway {
         if !api.definition.throughput.options.shadow
             && let Some((dimension, wanted, cap)) = tokens::never_admissible(&cost, &limit.caps)
         {
-            env.telemetry.refused[dimension.index()].increment(1);
+            env.telemetry.series().refused[dimension.index()].increment(1);
             let fault = Fault::ReservationExceedsLimit {
                 dimension,
                 wanted,
@@ -361,18 +367,23 @@ impl Gateway {
             }
         };
         if let Some(permit) = permit {
-            env.telemetry.in_flight.increment(1.0);
-            completion.permit = Some((permit, env.telemetry.in_flight.clone()));
+            env.telemetry.series().in_flight.increment(1.0);
+            completion.permit = Some((permit, env.telemetry.series().in_flight.clone()));
         }
         let reserved_tokens: u64 = admission.map_or(0, |a| a.cost.get(Dimension::TotalTokens));
-        env.telemetry.reserved.increment(reserved_tokens as f64);
+        if reserved_tokens > 0 {
+            env.telemetry
+                .series()
+                .reserved
+                .increment(reserved_tokens as f64);
+        }
         let settlement = plan.as_ref().map(|(_, _, plan)| TokenSettlement {
             budget: env.budget.clone(),
             admission,
             unit: limit.unit,
             clock: Arc::clone(&self.clock),
             estimate: plan.estimate,
-            telemetry: env.telemetry.clone(),
+            telemetry: Arc::clone(env.telemetry.series()),
         });
 
         if let Either::Right(full) = &body {
@@ -412,8 +423,11 @@ impl Gateway {
         if prepared.is_err() {
             if let Some(admission) = &admission {
                 env.budget.refund(admission);
-                env.telemetry.refunded.increment(1);
-                env.telemetry.reserved.decrement(reserved_tokens as f64);
+                env.telemetry.series().refunded.increment(1);
+                env.telemetry
+                    .series()
+                    .reserved
+                    .decrement(reserved_tokens as f64);
             }
             return self.api_fault(
                 Fault::BadPath,
@@ -430,7 +444,7 @@ impl Gateway {
         completion.upstream_ms = Some(upstream_seconds * 1_000.0);
         match result {
             Ok(response) => {
-                env.telemetry.forwarded.increment(1);
+                env.telemetry.series().forwarded.increment(1);
                 self.latencies
                     .upstream(env.environment, Outcome::Ok, upstream_seconds);
                 let (mut parts, body) = response.into_parts();
@@ -482,13 +496,16 @@ impl Gateway {
                     UpstreamError::NotSent => {
                         if let Some(admission) = &admission {
                             env.budget.refund(admission);
-                            env.telemetry.refunded.increment(1);
-                            env.telemetry.reserved.decrement(reserved_tokens as f64);
+                            env.telemetry.series().refunded.increment(1);
+                            env.telemetry
+                                .series()
+                                .reserved
+                                .decrement(reserved_tokens as f64);
                         }
                         Fault::BackendUnreachable
                     }
                     UpstreamError::Failed | UpstreamError::Timeout => {
-                        env.telemetry.forwarded.increment(1);
+                        env.telemetry.series().forwarded.increment(1);
                         // Maybe written, but answered by no usage: debit nothing.
                         if let Some(settlement) = settlement {
                             settlement.settle(502, None);

@@ -2,9 +2,11 @@
 //! subscriptions, with each (API, environment)'s counter cell and metric
 //! handles resolved in advance.
 //!
-//! A snapshot is rebuilt whole from the definitions after every change and
-//! swapped in atomically (`ArcSwap`); the request path never locks or touches
-//! the store.
+//! A snapshot is rebuilt from the definitions after every change and swapped
+//! in atomically (`ArcSwap`); the request path never locks or touches the
+//! store. An API whose definition did not change keeps its runtime from the
+//! previous snapshot (endpoints, budgets, registered metric series), so a
+//! change to one API among 10 000 costs little more than a lookup each.
 
 use crate::route::RouteTable;
 use crate::telemetry::EnvTelemetry;
@@ -53,8 +55,8 @@ pub(crate) struct RoutingSnapshot {
 
 /// An API ready to serve.
 pub(crate) struct ApiRuntime {
-    pub(crate) definition: ApiDefinition,
-    pub(crate) environments: [EnvRuntime; 2],
+    pub(crate) definition: Arc<ApiDefinition>,
+    pub(crate) environments: Arc<[EnvRuntime; 2]>,
     /// Applications subscribed to this API.
     pub(crate) subscribers: HashSet<String>,
     /// The header the API's Sluice key is read from.
@@ -84,7 +86,9 @@ pub(crate) struct EndpointTarget {
 }
 
 impl RoutingSnapshot {
-    pub(crate) fn build(input: SnapshotInput, counters: &Counters) -> Self {
+    /// The snapshot of `input`, reusing what `previous` built for APIs whose
+    /// definition is unchanged.
+    pub(crate) fn build(input: SnapshotInput, counters: &Counters, previous: &Self) -> Self {
         let mut subscribers: HashMap<&str, HashSet<String>> = HashMap::new();
         for (application, api) in &input.subscriptions {
             subscribers
@@ -92,37 +96,38 @@ impl RoutingSnapshot {
                 .or_default()
                 .insert(application.clone());
         }
+        let unchanged: HashMap<&str, &ApiRuntime> = previous
+            .routes
+            .values()
+            .map(|api| (api.definition.id.as_str(), api.as_ref()))
+            .collect();
         let mut routes = RouteTable::default();
-        for definition in &input.apis {
-            let environments = Environment::ALL.map(|environment| {
-                let (budget, in_flight) = counters.get(&definition.id, environment);
-                EnvRuntime {
-                    environment,
-                    budget,
-                    in_flight,
-                    endpoint: definition
-                        .endpoint(environment)
-                        .and_then(EndpointTarget::new),
-                    telemetry: EnvTelemetry::new(
-                        &definition.route,
-                        &definition.id,
-                        environment,
-                        &definition.throughput.limit(environment).caps,
-                    ),
+        for definition in input.apis {
+            let (definition, environments) = match unchanged.get(definition.id.as_str()) {
+                Some(old) if *old.definition == definition => {
+                    (Arc::clone(&old.definition), Arc::clone(&old.environments))
                 }
-            });
+                _ => {
+                    let environments = Arc::new(environments(&definition, counters));
+                    (Arc::new(definition), environments)
+                }
+            };
             let runtime = ApiRuntime {
                 subscribers: subscribers
                     .remove(definition.id.as_str())
                     .unwrap_or_default(),
                 key_header: HeaderName::from_bytes(definition.security.api_key_header.as_bytes())
                     .unwrap_or(HeaderName::from_static("apikey")),
-                definition: definition.clone(),
                 environments,
+                definition,
             };
-            routes.insert(&definition.route, Arc::new(runtime));
+            let runtime = Arc::new(runtime);
+            routes.insert(&runtime.definition.route, Arc::clone(&runtime));
         }
-        let live: HashSet<&str> = input.apis.iter().map(|api| api.id.as_str()).collect();
+        let live: HashSet<&str> = routes
+            .values()
+            .map(|api| api.definition.id.as_str())
+            .collect();
         counters.retain(|api_id| live.contains(api_id));
         let keys = input
             .keys
@@ -132,6 +137,27 @@ impl RoutingSnapshot {
             .collect();
         RoutingSnapshot { routes, keys }
     }
+}
+
+/// The runtime of both environments of a new or changed API.
+fn environments(definition: &ApiDefinition, counters: &Counters) -> [EnvRuntime; 2] {
+    Environment::ALL.map(|environment| {
+        let (budget, in_flight) = counters.get(&definition.id, environment);
+        EnvRuntime {
+            environment,
+            budget,
+            in_flight,
+            endpoint: definition
+                .endpoint(environment)
+                .and_then(EndpointTarget::new),
+            telemetry: EnvTelemetry::new(
+                &definition.route,
+                &definition.id,
+                environment,
+                &definition.throughput.limit(environment).caps,
+            ),
+        }
+    })
 }
 
 impl EndpointTarget {
@@ -177,4 +203,90 @@ fn credential_header(credential: &EndpointCredential) -> Option<(HeaderName, Hea
     let mut value = HeaderValue::from_str(&value).ok()?;
     value.set_sensitive(true);
     Some((name, value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use sluice_limits::LocalCounters;
+
+    fn api(id: &str, context: &str, limit: u64) -> ApiDefinition {
+        let definition = json!({
+            "name": id, "context": context, "version": "v1",
+            "endpointConfig": {"endpoint_type": "http",
+                "production_endpoints": {"url": "http://127.0.0.1:9/"}},
+            "maxTps": {"production": limit, "productionTimeUnit": "SECOND"},
+        });
+        ApiDefinition::from_json(id, &definition).unwrap()
+    }
+
+    fn input(apis: Vec<ApiDefinition>) -> SnapshotInput {
+        SnapshotInput {
+            apis,
+            ..SnapshotInput::default()
+        }
+    }
+
+    fn runtime<'a>(snapshot: &'a RoutingSnapshot, id: &str) -> &'a ApiRuntime {
+        snapshot
+            .routes
+            .values()
+            .find(|api| api.definition.id.as_str() == id)
+            .expect("published")
+    }
+
+    #[test]
+    fn an_unchanged_api_keeps_its_runtime_and_a_changed_one_gets_a_new_one() {
+        let counters = Counters::Local(LocalCounters::new());
+        let first = RoutingSnapshot::build(
+            input(vec![api("a", "/a", 10), api("b", "/b", 10)]),
+            &counters,
+            &RoutingSnapshot::default(),
+        );
+        runtime(&first, "a").environments[0].telemetry.series();
+
+        let second = RoutingSnapshot::build(
+            input(vec![api("a", "/a", 10), api("b", "/b", 20)]),
+            &counters,
+            &first,
+        );
+
+        let (a1, a2) = (runtime(&first, "a"), runtime(&second, "a"));
+        assert!(Arc::ptr_eq(&a1.environments, &a2.environments));
+        assert!(
+            a2.environments[0].telemetry.registered().is_some(),
+            "registered series are kept"
+        );
+        let (b1, b2) = (runtime(&first, "b"), runtime(&second, "b"));
+        assert!(!Arc::ptr_eq(&b1.environments, &b2.environments));
+        assert_eq!(
+            b2.definition.throughput.limit(Environment::Production).caps[0],
+            Some(20)
+        );
+    }
+
+    #[test]
+    fn a_changed_api_keeps_counting_in_the_same_cell_and_a_deleted_one_loses_it() {
+        let counters = Counters::Local(LocalCounters::new());
+        let first = RoutingSnapshot::build(
+            input(vec![api("a", "/a", 10), api("b", "/b", 10)]),
+            &counters,
+            &RoutingSnapshot::default(),
+        );
+        let second = RoutingSnapshot::build(input(vec![api("a", "/a", 5)]), &counters, &first);
+
+        let (Budget::Local(before), Budget::Local(after)) = (
+            &runtime(&first, "a").environments[0].budget,
+            &runtime(&second, "a").environments[0].budget,
+        ) else {
+            panic!("local budgets")
+        };
+        assert!(Arc::ptr_eq(before, after));
+        assert_eq!(second.routes.len(), 1);
+        let Counters::Local(local) = &counters else {
+            unreachable!()
+        };
+        assert_eq!(local.len(), 2, "the cells of both environments of /a only");
+    }
 }

@@ -4,10 +4,12 @@
 //! shadow-refused requests (refusals by dimension), and gauges of the current
 //! window's usage and limit, exported at scrape time. Histograms are labelled
 //! by environment and outcome only, so 10 000 APIs do not make 250 000 series.
-//! Handles are resolved once per routing snapshot, never per request.
+//! Handles are registered on an (API, environment)'s first request and
+//! kept with its routing entry, never looked up per request.
 
 use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 use sluice_core::{Dimension, Environment};
+use std::sync::{Arc, OnceLock};
 
 /// Metric names.
 pub mod names {
@@ -52,9 +54,53 @@ fn reason_name(index: usize) -> &'static str {
         .map_or("in_flight", |dimension| dimension.as_str())
 }
 
-/// Metric handles of one (API, environment).
-#[derive(Clone)]
+/// Metric handles of one (API, environment), registered on first use: an
+/// API that sees no traffic on this node has no series, so 10 000 idle APIs
+/// do not hold 400 000 of them.
 pub(crate) struct EnvTelemetry {
+    api: String,
+    api_id: String,
+    environment: Environment,
+    caps: [bool; 4],
+    series: OnceLock<Arc<EnvSeries>>,
+}
+
+impl EnvTelemetry {
+    pub(crate) fn new(
+        api: &str,
+        api_id: &str,
+        environment: Environment,
+        caps: &[Option<u64>; 4],
+    ) -> Self {
+        Self {
+            api: api.to_owned(),
+            api_id: api_id.to_owned(),
+            environment,
+            caps: caps.map(|cap| cap.is_some()),
+            series: OnceLock::new(),
+        }
+    }
+
+    /// The series, registered now if they are not yet.
+    pub(crate) fn series(&self) -> &Arc<EnvSeries> {
+        self.series.get_or_init(|| {
+            Arc::new(EnvSeries::new(
+                &self.api,
+                &self.api_id,
+                self.environment,
+                &self.caps,
+            ))
+        })
+    }
+
+    /// The series, if something registered them.
+    pub(crate) fn registered(&self) -> Option<&Arc<EnvSeries>> {
+        self.series.get()
+    }
+}
+
+/// The series of one (API, environment).
+pub(crate) struct EnvSeries {
     pub(crate) forwarded: Counter,
     pub(crate) refunded: Counter,
     pub(crate) refused: [Counter; 5],
@@ -70,13 +116,8 @@ pub(crate) struct EnvTelemetry {
     pub(crate) reserved: Gauge,
 }
 
-impl EnvTelemetry {
-    pub(crate) fn new(
-        api: &str,
-        api_id: &str,
-        environment: Environment,
-        caps: &[Option<u64>; 4],
-    ) -> Self {
+impl EnvSeries {
+    fn new(api: &str, api_id: &str, environment: Environment, caps: &[bool; 4]) -> Self {
         let labels = [
             ("api", api.to_owned()),
             ("api_id", api_id.to_owned()),
@@ -91,7 +132,9 @@ impl EnvTelemetry {
         };
         let by_dimension = |name: &'static str| {
             std::array::from_fn(|index| {
-                caps[index]?;
+                if !caps[index] {
+                    return None;
+                }
                 let mut labels = labels.to_vec();
                 labels.push(("dimension", reason_name(index).to_owned()));
                 Some(gauge!(name, &labels))

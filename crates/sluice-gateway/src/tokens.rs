@@ -7,7 +7,7 @@
 //! requests cannot overshoot the budget; completion releases or charges the
 //! difference. `optimistic` counts nothing up front and debits the usage.
 
-use crate::telemetry::EnvTelemetry;
+use crate::telemetry::EnvSeries;
 use bytes::Bytes;
 use sluice_ai::{
     Operation, RequestFacts, TokenUsage, completion_bound, estimate_prompt_tokens, prompt_bound,
@@ -125,7 +125,7 @@ pub(crate) struct TokenSettlement {
     pub(crate) unit: TimeUnit,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) estimate: Cost,
-    pub(crate) telemetry: EnvTelemetry,
+    pub(crate) telemetry: Arc<EnvSeries>,
 }
 
 impl TokenSettlement {
