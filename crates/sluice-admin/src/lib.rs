@@ -49,6 +49,14 @@ pub trait Reload: Send + Sync + 'static {
     /// successful write, before the response is sent, so a change is live at
     /// once.
     fn reload(&self) -> Result<(), String>;
+
+    /// After a write that changed one API only (created, replaced or
+    /// deleted with its subscriptions): make that change live. By default a
+    /// full [`Reload::reload`].
+    fn reload_api(&self, api_id: &str) -> Result<(), String> {
+        let _ = api_id;
+        self.reload()
+    }
 }
 
 /// What the admin router needs from the rest of the process.
@@ -184,11 +192,35 @@ impl Shared {
         T: Send + 'static,
         F: FnOnce(&dyn DefinitionStore) -> Result<T, StoreError> + Send + 'static,
     {
+        self.write_changing(None, operation).await
+    }
+
+    /// [`Shared::write`] for a write that changes the API `api_id` only.
+    async fn write_api<T, F>(&self, api_id: String, operation: F) -> Result<T, AdminError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn DefinitionStore) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.write_changing(Some(api_id), operation).await
+    }
+
+    async fn write_changing<T, F>(
+        &self,
+        api_id: Option<String>,
+        operation: F,
+    ) -> Result<T, AdminError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn DefinitionStore) -> Result<T, StoreError> + Send + 'static,
+    {
         let outcome = self.read(operation).await?;
         let reload = Arc::clone(&self.admin.reload);
-        let reloaded = tokio::task::spawn_blocking(move || reload.reload())
-            .await
-            .map_err(|e| AdminError::Internal(format!("reload task failed: {e}")))?;
+        let reloaded = tokio::task::spawn_blocking(move || match api_id {
+            Some(api_id) => reload.reload_api(&api_id),
+            None => reload.reload(),
+        })
+        .await
+        .map_err(|e| AdminError::Internal(format!("reload task failed: {e}")))?;
         if let Err(reason) = reloaded {
             tracing::error!(%reason, "a saved change could not be applied to the gateway");
             return Err(AdminError::Internal(format!(

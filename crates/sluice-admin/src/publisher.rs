@@ -85,7 +85,9 @@ pub(crate) async fn create_api(
     secrets::restore(&mut body, None)?;
     let api = validated(&id, body, now_ms())?;
     let definition = api.definition.clone();
-    shared.write(move |store| store.create_api(&api)).await?;
+    shared
+        .write_api(id.clone(), move |store| store.create_api(&api))
+        .await?;
     let location = format!("{PUBLISHER_BASE}/apis/{id}");
     let mut response = (
         StatusCode::CREATED,
@@ -157,7 +159,9 @@ pub(crate) async fn replace_api(
     secrets::restore(&mut body, stored.definition.as_object())?;
     let api = validated(&api_id, body, stored.created_at)?;
     let definition = api.definition.clone();
-    shared.write(move |store| store.replace_api(&api)).await?;
+    shared
+        .write_api(api_id.clone(), move |store| store.replace_api(&api))
+        .await?;
     let mut response = Json(masked(definition.clone())).into_response();
     add_warnings(&api_id, &definition, &mut response);
     Ok(response)
@@ -179,7 +183,9 @@ pub(crate) async fn delete_api(
     State(shared): State<Shared>,
     Path(api_id): Path<String>,
 ) -> Result<StatusCode, AdminError> {
-    shared.write(move |store| store.delete_api(&api_id)).await?;
+    shared
+        .write_api(api_id.clone(), move |store| store.delete_api(&api_id))
+        .await?;
     Ok(StatusCode::OK)
 }
 

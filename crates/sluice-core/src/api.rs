@@ -30,12 +30,13 @@ pub struct ApiDefinition {
     pub endpoints: [Option<Endpoint>; 2],
     /// Who may call the API.
     pub security: Security,
-    /// CORS policy, when enabled.
-    pub cors: Option<CorsPolicy>,
+    /// CORS policy, when enabled (boxed, like `ai`: most APIs have none,
+    /// and a snapshot holds every API's definition).
+    pub cors: Option<Box<CorsPolicy>>,
     /// Maximum Backend Throughput.
     pub throughput: BackendThroughput,
     /// AI settings, for an AI API.
-    pub ai: Option<AiApi>,
+    pub ai: Option<Box<AiApi>>,
 }
 
 /// A backend endpoint.
@@ -115,9 +116,9 @@ impl ApiDefinition {
             route,
             endpoints: parse_endpoints(object.get("endpointConfig"))?,
             security: parse_security(object)?,
-            cors: CorsPolicy::from_json(object.get("corsConfiguration"))?,
+            cors: CorsPolicy::from_json(object.get("corsConfiguration"))?.map(Box::new),
             throughput: BackendThroughput::from_max_tps(object.get("maxTps"))?,
-            ai: AiApi::from_definition(object)?,
+            ai: AiApi::from_definition(object)?.map(Box::new),
         })
     }
 

@@ -42,9 +42,9 @@ use http::{HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use sluice_ai::{Operation, UsageChunkFilter, UsageExtractor};
-use sluice_core::{Dimension, Environment, RejectStatus};
+use sluice_core::{ApiDefinition, Dimension, Environment, RejectStatus};
 use sluice_limits::Cost;
-use sluice_limits::{Clock, Counters};
+use sluice_limits::{Clock, Counters, WindowUsage};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -157,6 +157,17 @@ impl Gateway {
         self.snapshot.store(Arc::new(snapshot));
     }
 
+    /// Replace, add (`Some` with a new id) or remove (`None`) one API in the
+    /// current snapshot, keeping everything else: what a write of one API
+    /// needs, without rebuilding the whole snapshot.
+    pub fn publish_api(&self, api_id: &str, definition: Option<ApiDefinition>) {
+        let snapshot = self
+            .snapshot
+            .load()
+            .with_api(api_id, definition, &self.counters);
+        self.snapshot.store(Arc::new(snapshot));
+    }
+
     /// Number of routes in the current snapshot.
     pub fn route_count(&self) -> usize {
         self.snapshot.load().routes.len()
@@ -169,19 +180,33 @@ impl Gateway {
         let snapshot = self.snapshot.load();
         let mut reports = Vec::new();
         for api in snapshot.routes.values() {
-            for env in api.environments.iter() {
-                let limit = api.definition.throughput.limit(env.environment);
+            for environment in Environment::ALL {
+                let limit = api.definition.throughput.limit(environment);
                 if limit.is_unlimited() {
                     continue;
                 }
-                let usage = env.budget.usage(limit.unit, now);
-                // An API with no traffic yet gets its gauges with its first
-                // request (or once the cluster's usage of it shows).
-                let series = if usage.used.iter().any(|used| *used > 0) {
-                    Some(env.telemetry.series())
-                } else {
-                    env.telemetry.registered()
-                };
+                // An API with no request yet on this node has used nothing
+                // here, and has no series yet.
+                let env = api
+                    .built_environments()
+                    .map(|envs| &envs[environment.index()]);
+                let usage = env.map_or(
+                    WindowUsage {
+                        unit: limit.unit,
+                        window_index: limit.unit.window_index(now),
+                        used: [0; 4],
+                    },
+                    |env| env.budget.usage(limit.unit, now),
+                );
+                // Gauges appear with the first request, or once the
+                // cluster's usage shows.
+                let series = env.and_then(|env| {
+                    if usage.used.iter().any(|used| *used > 0) {
+                        Some(env.telemetry.series())
+                    } else {
+                        env.telemetry.registered()
+                    }
+                });
                 for dimension in Dimension::ALL {
                     let i = dimension.index();
                     if let (Some(cap), Some(series)) = (limit.caps[i], series)
@@ -195,7 +220,7 @@ impl Gateway {
                 reports.push(WindowReport {
                     api_id: api.definition.id.clone(),
                     api: api.definition.route.clone(),
-                    environment: env.environment,
+                    environment,
                     unit: usage.unit,
                     window_index: usage.window_index,
                     used: usage.used,
@@ -241,7 +266,7 @@ impl Gateway {
 
         if cors::is_preflight(&request) {
             completion.decision = "preflight";
-            let response = cors::preflight(api.definition.cors.as_ref(), &request);
+            let response = cors::preflight(api.definition.cors.as_deref(), &request);
             return finish(response, completion, &request_id);
         }
         let caller = match auth::authenticate(
@@ -256,7 +281,7 @@ impl Gateway {
                 return self.api_fault(fault, completion, &request_id, &api, origin.as_ref());
             }
         };
-        let env = &api.environments[caller.environment.index()];
+        let env = &api.environments(&self.counters)[caller.environment.index()];
         completion.environment = Some(env.environment.as_str());
         let Some(target) = env.endpoint.as_ref() else {
             let fault = Fault::EnvironmentNotConfigured(env.environment.as_str());
@@ -362,7 +387,11 @@ impl Gateway {
                     .admission(env.environment, Outcome::Refused, admission_seconds);
                 completion.decision = "refused";
                 let mut response = throttled.response();
-                cors::decorate(api.definition.cors.as_ref(), origin.as_ref(), &mut response);
+                cors::decorate(
+                    api.definition.cors.as_deref(),
+                    origin.as_ref(),
+                    &mut response,
+                );
                 return finish(response, completion, &request_id);
             }
         };
@@ -450,7 +479,7 @@ impl Gateway {
                 let (mut parts, body) = response.into_parts();
                 forward::strip_hop_by_hop(&mut parts.headers);
                 cors::decorate_headers(
-                    api.definition.cors.as_ref(),
+                    api.definition.cors.as_deref(),
                     origin.as_ref(),
                     &mut parts.headers,
                 );
@@ -554,7 +583,7 @@ impl Gateway {
             completion.decision = fault.as_str();
         }
         let mut response = fault.response();
-        cors::decorate(api.definition.cors.as_ref(), origin, &mut response);
+        cors::decorate(api.definition.cors.as_deref(), origin, &mut response);
         finish(response, completion, request_id)
     }
 }

@@ -76,11 +76,26 @@ impl<T> Default for RouteTable<T> {
     }
 }
 
+impl<T> Clone for RouteTable<T> {
+    fn clone(&self) -> Self {
+        Self {
+            routes: self.routes.clone(),
+            max_depth: self.max_depth,
+        }
+    }
+}
+
 impl<T> RouteTable<T> {
     /// Add a route; the route must be normalised (`/a/b`, no trailing `/`).
     pub fn insert(&mut self, route: &str, target: Arc<T>) {
         self.max_depth = self.max_depth.max(route.split('/').count() - 1);
         self.routes.insert(route.to_owned(), target);
+    }
+
+    /// Remove a route; the table keeps its depth (an upper bound for
+    /// lookups).
+    pub fn remove(&mut self, route: &str) -> Option<Arc<T>> {
+        self.routes.remove(route)
     }
 
     /// Every target.

@@ -16,13 +16,13 @@ use sluice_core::api_key::KeyDigest;
 use sluice_core::{ApiDefinition, EndpointCredential, Environment, KeyType};
 use sluice_limits::{Budget, Counters, InFlight};
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// What a snapshot is built from.
 #[derive(Debug, Default, Clone)]
 pub struct SnapshotInput {
     /// Published APIs, validated.
-    pub apis: Vec<ApiDefinition>,
+    pub apis: Vec<Arc<ApiDefinition>>,
     /// API keys.
     pub keys: Vec<KeyEntry>,
     /// Subscriptions as (application id, API id).
@@ -50,17 +50,34 @@ pub struct KeyEntry {
 #[derive(Default)]
 pub(crate) struct RoutingSnapshot {
     pub(crate) routes: RouteTable<ApiRuntime>,
-    pub(crate) keys: HashMap<String, KeyEntry>,
+    /// Shared between snapshots that differ only in their APIs.
+    pub(crate) keys: Arc<HashMap<String, KeyEntry>>,
 }
 
 /// An API ready to serve.
 pub(crate) struct ApiRuntime {
     pub(crate) definition: Arc<ApiDefinition>,
-    pub(crate) environments: Arc<[EnvRuntime; 2]>,
+    /// Built on the API's first request, so an idle API holds no counter
+    /// cells, endpoint targets or metric series; shared by the snapshots
+    /// that follow while the definition stays the same.
+    environments: Arc<OnceLock<[EnvRuntime; 2]>>,
     /// Applications subscribed to this API.
     pub(crate) subscribers: HashSet<String>,
     /// The header the API's Sluice key is read from.
     pub(crate) key_header: HeaderName,
+}
+
+impl ApiRuntime {
+    /// Both environments' runtime, built now if this is the first request.
+    pub(crate) fn environments(&self, counters: &Counters) -> &[EnvRuntime; 2] {
+        self.environments
+            .get_or_init(|| environments(&self.definition, counters))
+    }
+
+    /// Both environments' runtime, if a request has built it.
+    pub(crate) fn built_environments(&self) -> Option<&[EnvRuntime; 2]> {
+        self.environments.get()
+    }
 }
 
 /// One environment of an API.
@@ -104,13 +121,10 @@ impl RoutingSnapshot {
         let mut routes = RouteTable::default();
         for definition in input.apis {
             let (definition, environments) = match unchanged.get(definition.id.as_str()) {
-                Some(old) if *old.definition == definition => {
+                Some(old) if old.definition == definition => {
                     (Arc::clone(&old.definition), Arc::clone(&old.environments))
                 }
-                _ => {
-                    let environments = Arc::new(environments(&definition, counters));
-                    (Arc::new(definition), environments)
-                }
+                _ => (definition, Arc::default()),
             };
             let runtime = ApiRuntime {
                 subscribers: subscribers
@@ -135,7 +149,53 @@ impl RoutingSnapshot {
             .filter(|key| !key.revoked)
             .map(|key| (key.key_id.clone(), key))
             .collect();
-        RoutingSnapshot { routes, keys }
+        RoutingSnapshot {
+            routes,
+            keys: Arc::new(keys),
+        }
+    }
+
+    /// This snapshot with one API replaced, added (`definition` with a new
+    /// id) or removed (`None`); keys and subscriptions unchanged.
+    pub(crate) fn with_api(
+        &self,
+        api_id: &str,
+        definition: Option<ApiDefinition>,
+        counters: &Counters,
+    ) -> Self {
+        let mut routes = self.routes.clone();
+        let old = self
+            .routes
+            .values()
+            .find(|api| api.definition.id.as_str() == api_id);
+        if let Some(old) = old {
+            routes.remove(&old.definition.route);
+        }
+        match definition {
+            Some(definition) => {
+                let (definition, environments) = match old {
+                    Some(old) if *old.definition == definition => {
+                        (Arc::clone(&old.definition), Arc::clone(&old.environments))
+                    }
+                    _ => (Arc::new(definition), Arc::default()),
+                };
+                let runtime = Arc::new(ApiRuntime {
+                    subscribers: old.map(|old| old.subscribers.clone()).unwrap_or_default(),
+                    key_header: HeaderName::from_bytes(
+                        definition.security.api_key_header.as_bytes(),
+                    )
+                    .unwrap_or(HeaderName::from_static("apikey")),
+                    environments,
+                    definition,
+                });
+                routes.insert(&runtime.definition.route, Arc::clone(&runtime));
+            }
+            None => counters.retain(|id| id != api_id),
+        }
+        RoutingSnapshot {
+            routes,
+            keys: Arc::clone(&self.keys),
+        }
     }
 }
 
@@ -223,7 +283,7 @@ mod tests {
 
     fn input(apis: Vec<ApiDefinition>) -> SnapshotInput {
         SnapshotInput {
-            apis,
+            apis: apis.into_iter().map(Arc::new).collect(),
             ..SnapshotInput::default()
         }
     }
@@ -244,7 +304,9 @@ mod tests {
             &counters,
             &RoutingSnapshot::default(),
         );
-        runtime(&first, "a").environments[0].telemetry.series();
+        runtime(&first, "a").environments(&counters)[0]
+            .telemetry
+            .series();
 
         let second = RoutingSnapshot::build(
             input(vec![api("a", "/a", 10), api("b", "/b", 20)]),
@@ -255,11 +317,15 @@ mod tests {
         let (a1, a2) = (runtime(&first, "a"), runtime(&second, "a"));
         assert!(Arc::ptr_eq(&a1.environments, &a2.environments));
         assert!(
-            a2.environments[0].telemetry.registered().is_some(),
+            a2.built_environments().unwrap()[0]
+                .telemetry
+                .registered()
+                .is_some(),
             "registered series are kept"
         );
         let (b1, b2) = (runtime(&first, "b"), runtime(&second, "b"));
         assert!(!Arc::ptr_eq(&b1.environments, &b2.environments));
+        assert!(b2.built_environments().is_none(), "built on first use");
         assert_eq!(
             b2.definition.throughput.limit(Environment::Production).caps[0],
             Some(20)
@@ -274,11 +340,13 @@ mod tests {
             &counters,
             &RoutingSnapshot::default(),
         );
+        runtime(&first, "a").environments(&counters);
+        runtime(&first, "b").environments(&counters);
         let second = RoutingSnapshot::build(input(vec![api("a", "/a", 5)]), &counters, &first);
 
         let (Budget::Local(before), Budget::Local(after)) = (
-            &runtime(&first, "a").environments[0].budget,
-            &runtime(&second, "a").environments[0].budget,
+            &runtime(&first, "a").environments(&counters)[0].budget,
+            &runtime(&second, "a").environments(&counters)[0].budget,
         ) else {
             panic!("local budgets")
         };

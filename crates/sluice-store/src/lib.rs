@@ -37,6 +37,13 @@ pub trait DefinitionStore: Send + Sync + 'static {
 
     /// All APIs, ordered by creation (insertion) order.
     fn list_apis(&self) -> Result<Vec<StoredApi>, StoreError>;
+    /// Hand every API to `visit`, in [`DefinitionStore::list_apis`] order,
+    /// one at a time where the store can, so a reader that keeps only what
+    /// it derives never holds all the definitions' JSON at once.
+    fn visit_apis(&self, visit: &mut dyn FnMut(StoredApi)) -> Result<(), StoreError> {
+        self.list_apis()?.into_iter().for_each(visit);
+        Ok(())
+    }
     /// One API.
     fn get_api(&self, id: &str) -> Result<Option<StoredApi>, StoreError>;
     /// Insert a new API. [`StoreError::Conflict`] when its id or its

@@ -153,6 +153,18 @@ impl<S: DefinitionStore> DefinitionStore for SealedStore<S> {
             .map(|api| self.sealer.open_api(api))
             .collect()
     }
+    fn visit_apis(&self, visit: &mut dyn FnMut(StoredApi)) -> Result<(), StoreError> {
+        let mut opened = Ok(());
+        self.inner.visit_apis(&mut |api| {
+            if opened.is_ok() {
+                match self.sealer.open_api(api) {
+                    Ok(api) => visit(api),
+                    Err(error) => opened = Err(error),
+                }
+            }
+        })?;
+        opened
+    }
     fn get_api(&self, id: &str) -> Result<Option<StoredApi>, StoreError> {
         self.inner
             .get_api(id)?

@@ -161,3 +161,14 @@ pub(crate) fn apis_are_listed_by_creation_time_then_insertion_order(store: &dyn 
 
     assert_eq!(ids, ["b", "a", "a-late"]);
 }
+
+pub(crate) fn visiting_apis_hands_each_one_whole_in_list_order(store: &dyn DefinitionStore) {
+    for (id, context) in [("b", "/b"), ("a", "/a"), ("c", "/c")] {
+        store.create_api(&api(id, context, "1")).unwrap();
+    }
+
+    let mut visited = Vec::new();
+    store.visit_apis(&mut |api| visited.push(api)).unwrap();
+
+    assert_eq!(visited, store.list_apis().unwrap());
+}

@@ -39,6 +39,7 @@ macro_rules! contract_tests {
                 deleting_an_api_deletes_its_subscriptions_only,
                 deleting_an_unknown_api_is_not_found,
                 apis_are_listed_by_creation_time_then_insertion_order,
+                visiting_apis_hands_each_one_whole_in_list_order,
             }
             applications {
                 an_application_round_trips,

@@ -16,6 +16,22 @@ pub(super) fn list(connection: &Connection) -> Result<Vec<StoredApi>, StoreError
         .map_err(db_error)
 }
 
+pub(super) fn visit(
+    connection: &Connection,
+    visit: &mut dyn FnMut(StoredApi),
+) -> Result<(), StoreError> {
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT id, context, version, definition, created_at, updated_at
+             FROM apis ORDER BY created_at, rowid",
+        )
+        .map_err(db_error)?;
+    for api in statement.query_map([], from_row).map_err(db_error)? {
+        visit(api.map_err(db_error)?);
+    }
+    Ok(())
+}
+
 pub(super) fn get(connection: &Connection, id: &str) -> Result<Option<StoredApi>, StoreError> {
     connection
         .query_row(

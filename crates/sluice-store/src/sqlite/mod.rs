@@ -146,6 +146,10 @@ impl DefinitionStore for SqliteStore {
         self.read(apis::list)
     }
 
+    fn visit_apis(&self, visit: &mut dyn FnMut(StoredApi)) -> Result<(), StoreError> {
+        self.read(|connection| apis::visit(connection, visit))
+    }
+
     fn get_api(&self, id: &str) -> Result<Option<StoredApi>, StoreError> {
         self.read(|connection| apis::get(connection, id))
     }
