@@ -1,6 +1,6 @@
 //! The immutable routing snapshot the data plane reads: routes, keys and
-//! subscriptions, with each (API, environment)'s counter cell and metric
-//! handles resolved in advance.
+//! subscriptions, and each (API, environment)'s counter cell, endpoint and
+//! metric handles, resolved on the API's first request and then kept.
 //!
 //! A snapshot is rebuilt from the definitions after every change and swapped
 //! in atomically (`ArcSwap`); the request path never locks or touches the
@@ -68,6 +68,28 @@ pub(crate) struct ApiRuntime {
 }
 
 impl ApiRuntime {
+    /// The runtime of `definition`: the previous one's environments when
+    /// the definition is unchanged, else new ones (built on first use).
+    fn next(
+        definition: Arc<ApiDefinition>,
+        previous: Option<&ApiRuntime>,
+        subscribers: HashSet<String>,
+    ) -> Arc<Self> {
+        let (definition, environments) = match previous {
+            Some(old) if old.definition == definition => {
+                (Arc::clone(&old.definition), Arc::clone(&old.environments))
+            }
+            _ => (definition, Arc::default()),
+        };
+        Arc::new(ApiRuntime {
+            subscribers,
+            key_header: HeaderName::from_bytes(definition.security.api_key_header.as_bytes())
+                .unwrap_or(HeaderName::from_static("apikey")),
+            environments,
+            definition,
+        })
+    }
+
     /// Both environments' runtime, built now if this is the first request.
     pub(crate) fn environments(&self, counters: &Counters) -> &[EnvRuntime; 2] {
         self.environments
@@ -113,29 +135,17 @@ impl RoutingSnapshot {
                 .or_default()
                 .insert(application.clone());
         }
-        let unchanged: HashMap<&str, &ApiRuntime> = previous
+        let previous_by_id: HashMap<&str, &ApiRuntime> = previous
             .routes
             .values()
             .map(|api| (api.definition.id.as_str(), api.as_ref()))
             .collect();
         let mut routes = RouteTable::default();
         for definition in input.apis {
-            let (definition, environments) = match unchanged.get(definition.id.as_str()) {
-                Some(old) if old.definition == definition => {
-                    (Arc::clone(&old.definition), Arc::clone(&old.environments))
-                }
-                _ => (definition, Arc::default()),
-            };
-            let runtime = ApiRuntime {
-                subscribers: subscribers
-                    .remove(definition.id.as_str())
-                    .unwrap_or_default(),
-                key_header: HeaderName::from_bytes(definition.security.api_key_header.as_bytes())
-                    .unwrap_or(HeaderName::from_static("apikey")),
-                environments,
-                definition,
-            };
-            let runtime = Arc::new(runtime);
+            let id = definition.id.as_str();
+            let previous = previous_by_id.get(id).copied();
+            let subscribers = subscribers.remove(id).unwrap_or_default();
+            let runtime = ApiRuntime::next(definition, previous, subscribers);
             routes.insert(&runtime.definition.route, Arc::clone(&runtime));
         }
         let live: HashSet<&str> = routes
@@ -173,21 +183,9 @@ impl RoutingSnapshot {
         }
         match definition {
             Some(definition) => {
-                let (definition, environments) = match old {
-                    Some(old) if *old.definition == definition => {
-                        (Arc::clone(&old.definition), Arc::clone(&old.environments))
-                    }
-                    _ => (Arc::new(definition), Arc::default()),
-                };
-                let runtime = Arc::new(ApiRuntime {
-                    subscribers: old.map(|old| old.subscribers.clone()).unwrap_or_default(),
-                    key_header: HeaderName::from_bytes(
-                        definition.security.api_key_header.as_bytes(),
-                    )
-                    .unwrap_or(HeaderName::from_static("apikey")),
-                    environments,
-                    definition,
-                });
+                let subscribers = old.map(|old| old.subscribers.clone()).unwrap_or_default();
+                let runtime =
+                    ApiRuntime::next(Arc::new(definition), old.map(Arc::as_ref), subscribers);
                 routes.insert(&runtime.definition.route, Arc::clone(&runtime));
             }
             None => counters.retain(|id| id != api_id),
