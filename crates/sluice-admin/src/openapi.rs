@@ -89,6 +89,54 @@ impl Modify for BasicAuth {
     }
 }
 
+/// Links from the answer that creates a resource to the operations on it
+/// (OpenAPI link objects), so that clients and stateful test tools such as
+/// schemathesis can follow a new resource's id: (collection, item path, the
+/// id's field in the created resource, the item path's parameter).
+const CREATED_LINKS: [(&str, &str, &str, &str); 3] = [
+    (
+        "/api/am/publisher/v4/apis",
+        "/api/am/publisher/v4/apis/{apiId}",
+        "id",
+        "apiId",
+    ),
+    (
+        "/api/am/devportal/v3/applications",
+        "/api/am/devportal/v3/applications/{applicationId}",
+        "applicationId",
+        "applicationId",
+    ),
+    (
+        "/api/am/devportal/v3/subscriptions",
+        "/api/am/devportal/v3/subscriptions/{subscriptionId}",
+        "subscriptionId",
+        "subscriptionId",
+    ),
+];
+
+/// Adds [`CREATED_LINKS`] to each collection's `201` answer. Done on the
+/// JSON: utoipa 5.5 writes a link's fields in snake case (`operation_id`),
+/// which OpenAPI tools do not read.
+fn add_created_links(document: &mut serde_json::Value) {
+    for (collection, item, field, parameter) in CREATED_LINKS {
+        let targets: Vec<String> = ["get", "put", "delete"]
+            .iter()
+            .filter_map(|method| document["paths"][item][method]["operationId"].as_str())
+            .map(str::to_owned)
+            .collect();
+        let created = &mut document["paths"][collection]["post"]["responses"]["201"];
+        if !created.is_object() {
+            continue;
+        }
+        for operation_id in targets {
+            created["links"][&operation_id] = serde_json::json!({
+                "operationId": operation_id,
+                "parameters": {parameter: format!("$response.body#/{field}")},
+            });
+        }
+    }
+}
+
 /// The answers every authenticated operation can give besides its own.
 pub(crate) struct CommonErrors;
 
@@ -139,8 +187,11 @@ impl IntoResponses for BodyErrors {
 
 /// The document, rendered once.
 static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
-    AdminApi::openapi()
-        .to_pretty_json()
+    let rendered = serde_json::to_value(AdminApi::openapi()).and_then(|mut document| {
+        add_created_links(&mut document);
+        serde_json::to_string_pretty(&document)
+    });
+    rendered
         .unwrap_or_else(|e| format!("{{\"error\": \"cannot render the OpenAPI document: {e}\"}}"))
 });
 

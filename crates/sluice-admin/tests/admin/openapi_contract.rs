@@ -404,3 +404,57 @@ async fn a_definition_that_breaks_the_schema_is_caught_by_the_validator() {
             .status
     );
 }
+
+#[tokio::test]
+async fn a_created_resource_links_to_the_operations_on_it_by_its_id() {
+    let harness = Harness::new();
+    let document = harness
+        .get(&format!("{PUBLISHER}/openapi.json"))
+        .await
+        .json();
+    let operation_ids = |path: &str| -> Vec<String> {
+        ["get", "put", "delete"]
+            .iter()
+            .filter_map(|method| document["paths"][path][method]["operationId"].as_str())
+            .map(str::to_owned)
+            .collect()
+    };
+
+    for (collection, item, field, parameter) in [
+        (
+            format!("{PUBLISHER}/apis"),
+            format!("{PUBLISHER}/apis/{{apiId}}"),
+            "id",
+            "apiId",
+        ),
+        (
+            format!("{DEVPORTAL}/applications"),
+            format!("{DEVPORTAL}/applications/{{applicationId}}"),
+            "applicationId",
+            "applicationId",
+        ),
+        (
+            format!("{DEVPORTAL}/subscriptions"),
+            format!("{DEVPORTAL}/subscriptions/{{subscriptionId}}"),
+            "subscriptionId",
+            "subscriptionId",
+        ),
+    ] {
+        let links = &document["paths"][&collection]["post"]["responses"]["201"]["links"];
+        let targets = operation_ids(&item);
+        assert!(targets.len() >= 2, "{item}: {targets:?}");
+        for target in targets {
+            let link = &links[&target];
+            assert_eq!(
+                link["operationId"],
+                target.as_str(),
+                "{collection}: {links}"
+            );
+            assert_eq!(
+                link["parameters"][parameter],
+                format!("$response.body#/{field}"),
+                "{collection} → {target}"
+            );
+        }
+    }
+}
