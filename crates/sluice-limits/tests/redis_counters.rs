@@ -276,27 +276,90 @@ async fn leased_admits_most_requests_without_a_redis_call_at_300_per_second() {
     let b = node_with(&redis, FailurePolicy::LocalShare, Strategy::Leased).await;
     let _c = node_with(&redis, FailurePolicy::LocalShare, Strategy::Leased).await;
     let limit = request_limit(300, TimeUnit::Second);
-    let calls_before = redis.script_calls();
+    let calls_at_start = redis.script_calls();
     let stop = Arc::new(AtomicBool::new(false));
     let paced = [
         tokio::spawn(paced(a.budget.clone(), limit, 240, Arc::clone(&stop))),
         tokio::spawn(paced(b.budget.clone(), limit, 60, Arc::clone(&stop))),
     ];
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Fresh nodes start with blocks of one request and double them claim
+    // after claim; from the second whole window on, blocks follow the rates
+    // of the window before.
+    let first = TimeUnit::Second.window_index(SystemClock::new().now_ms()) + 2;
+    let steady = first..first + 3;
+    until_window_starts(steady.start).await;
+    let calls_at_steady = redis.script_calls();
+    until_window_starts(steady.end).await;
+    let calls_at_end = redis.script_calls();
     stop.store(true, Ordering::Relaxed);
     let mut per_window = BTreeMap::new();
     for task in paced {
         merge(&mut per_window, task.await.unwrap());
     }
+
+    let per_request = |calls: u64, forwarded: u64| calls as f64 / forwarded as f64;
+    let steady_forwarded = steady
+        .clone()
+        .map(|w| per_window.get(&w).unwrap_or(&0))
+        .sum();
+    let steady_calls = per_request(calls_at_end - calls_at_steady, steady_forwarded);
+    let all_calls = per_request(calls_at_end - calls_at_start, per_window.values().sum());
+    eprintln!(
+        "leased at 300/s offered: windows {per_window:?}; {steady_calls:.3} Redis script calls per forwarded request in windows {steady:?}, {all_calls:.3} from the nodes' start"
+    );
+    assert!(per_window.values().all(|n| *n <= 300));
+    // Three nodes: a window drained to its last request by claims of at most
+    // need + floor((300 - granted - need) / 6) takes 27 claims at best (a
+    // refill while Redis can grant two or more, then one claim per request
+    // for the last ones), plus three heartbeats: 30 calls, 0.1 per request,
+    // only if no claim is ever below its cap or refused.
+    assert!(
+        steady_calls <= 0.13,
+        "{steady_calls} calls per forwarded request"
+    );
+    assert!(all_calls <= 0.2, "{all_calls} calls per forwarded request");
+}
+
+/// Sleep until Redis time (this host's clock) reaches the start of `window`
+/// of a second.
+async fn until_window_starts(window: u64) {
+    let start = TimeUnit::Second.window_end(window - 1);
+    let now = SystemClock::new().now_ms();
+    tokio::time::sleep(Duration::from_millis(start.saturating_sub(now))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leased_under_concurrent_saturating_load_makes_one_claim_per_block_not_one_per_waiting_request()
+ {
+    // Sixteen clients per node: whenever a block runs dry, all of them wait
+    // on the one claim in flight.
+    let redis = RedisServer::start();
+    let a = node_with(&redis, FailurePolicy::LocalShare, Strategy::Leased).await;
+    let b = node_with(&redis, FailurePolicy::LocalShare, Strategy::Leased).await;
+    let c = node_with(&redis, FailurePolicy::LocalShare, Strategy::Leased).await;
+    let limit = request_limit(300, TimeUnit::Second);
+    let calls_before = redis.script_calls();
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = [&a, &b, &c]
+        .map(|node| tokio::spawn(hammer(node.budget.clone(), limit, 16, Arc::clone(&stop))));
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut per_window = BTreeMap::new();
+    for task in clients {
+        merge(&mut per_window, task.await.unwrap());
+    }
     let forwarded: u64 = per_window.values().sum();
     let calls = (redis.script_calls() - calls_before) as f64 / forwarded as f64;
     eprintln!(
-        "leased at 300/s offered: windows {per_window:?}; {calls:.3} Redis script calls per forwarded request"
+        "leased, 3 nodes x 16 clients: windows {per_window:?}; {calls:.3} Redis script calls per forwarded request"
     );
-    assert!(per_window.values().all(|n| *n <= 300));
-    // DESIGN's goal is 0.1; blocks capped at (limit - granted) / (2 nodes)
-    // still take about 0.2 here (see docs/cluster.md).
-    assert!(calls <= 0.3, "{calls} calls per forwarded request");
+    let max = per_window.values().copied().max().unwrap();
+    assert!(max <= 300, "a window admitted {max} > 300: {per_window:?}");
+    // About 30 claims drain a window (see the test at 300 per second), plus
+    // one refused claim per node that did not take the last request, three
+    // heartbeats and the first window's ramp: 0.11 to 0.15. A claim per
+    // waiting request takes about 0.35.
+    assert!(calls <= 0.25, "{calls} calls per forwarded request");
 }
 
 /// Admit at `per_second` from one task until `stop`.
@@ -417,6 +480,65 @@ async fn a_paused_redis_never_holds_a_request_past_the_deadline_and_the_minute_s
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leased_requests_waiting_on_a_claim_to_a_paused_redis_are_answered_by_the_deadline() {
+    let redis = RedisServer::start();
+    let node = node_with(&redis, FailurePolicy::LocalShare, Strategy::Leased).await;
+    let limit = request_limit(600, TimeUnit::Minute);
+    let mut admitted = BTreeMap::new();
+    merge(&mut admitted, admissions(&node.budget, &limit, 200).await.1);
+
+    // Eight clients at once: the claim of one hangs, the others wait for it.
+    redis.pause();
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let budget = node.budget.clone();
+            tokio::spawn(async move { admissions(&budget, &limit, 100).await })
+        })
+        .collect();
+    let mut slowest = Duration::ZERO;
+    for client in clients {
+        let (client_slowest, client_admitted) = client.await.unwrap();
+        slowest = slowest.max(client_slowest);
+        merge(&mut admitted, client_admitted);
+    }
+    assert!(node.counters.degraded(), "the breaker opened");
+    redis.resume();
+    until_counting_in_redis(&node).await;
+    merge(&mut admitted, admissions(&node.budget, &limit, 700).await.1);
+
+    eprintln!(
+        "paused Redis, leased: slowest admission {slowest:?}; admitted per minute {admitted:?}"
+    );
+    assert!(
+        slowest < Duration::from_millis(25 + 75),
+        "slowest {slowest:?}"
+    );
+    for (window, count) in &admitted {
+        assert!(*count <= 600, "minute {window} admitted {count}");
+    }
+}
+
+/// Make `attempts` single-request admissions one after the other; the
+/// slowest, and the admissions per window.
+async fn admissions(
+    budget: &Budget,
+    limit: &EnvironmentLimit,
+    attempts: u64,
+) -> (Duration, BTreeMap<u64, u64>) {
+    let mut slowest = Duration::ZERO;
+    let mut admitted = BTreeMap::new();
+    for _ in 0..attempts {
+        let started = Instant::now();
+        let decision = budget.admit(limit, Cost::ONE_REQUEST, 0).await;
+        slowest = slowest.max(started.elapsed());
+        if let Decision::Admitted(a) = decision {
+            *admitted.entry(a.window_index).or_insert(0) += 1;
+        }
+    }
+    (slowest, admitted)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_restarted_empty_gets_the_minutes_usage_back() {
     let mut redis = RedisServer::start();
     let node = node(&redis, FailurePolicy::LocalShare).await;
@@ -444,6 +566,102 @@ async fn a_redis_restarted_empty_gets_the_minutes_usage_back() {
     for (window, count) in &admitted {
         assert!(*count <= 600, "minute {window} admitted {count}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restarted_empty_between_two_heartbeats_gets_the_minutes_usage_back() {
+    // Stopped and started again while the node is idle, in less time than
+    // three failed calls take to open the breaker: the node never falls
+    // back, and only its heartbeat, missing from Redis, tells it.
+    let mut redis = RedisServer::start();
+    let node = node_with(&redis, FailurePolicy::LocalShare, Strategy::Leased).await;
+    let limit = request_limit(600, TimeUnit::Minute);
+    let window = with_time_left_in_the_minute().await;
+    for _ in 0..400 {
+        assert_eq!(
+            expect_admitted(node.budget.admit(&limit, Cost::ONE_REQUEST, 0).await).window_index,
+            window
+        );
+    }
+    // The admissions and the node's unspent block.
+    let before = window_count(&redis, TimeUnit::Minute, window);
+
+    redis.restart_empty();
+    assert_eq!(window_count(&redis, TimeUnit::Minute, window), 0);
+    let back_after = until_counted(&redis, &node, TimeUnit::Minute, window, before).await;
+    let fresh = node_with(&redis, FailurePolicy::LocalShare, Strategy::Exact).await;
+    let left = admitted_of(&fresh, &limit, 600).await;
+
+    eprintln!(
+        "restarted empty while idle: {before} back in Redis after {back_after:?}; a fresh node admitted {left} of 600"
+    );
+    assert!(before >= 400, "{before}");
+    assert_eq!(left, 600 - before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restarted_empty_while_a_node_admits_gets_back_what_the_node_knew_before() {
+    // Claims made after the restart answer the small totals of the emptied
+    // Redis; recovery still raises the minute to what the node knew at its
+    // last heartbeat before.
+    let mut redis = RedisServer::start();
+    let node = node_with(&redis, FailurePolicy::LocalShare, Strategy::Leased).await;
+    let limit = request_limit(1_000, TimeUnit::Minute);
+    let window = with_time_left_in_the_minute().await;
+    admitted_of(&node, &limit, 300).await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await; // a heartbeat
+    let before = window_count(&redis, TimeUnit::Minute, window);
+
+    redis.restart_empty();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let after_restart = admitted_of(&node, &limit, 200).await;
+    let back_after = until_counted(&redis, &node, TimeUnit::Minute, window, before).await;
+
+    eprintln!(
+        "restarted empty under load: {after_restart} admitted after the restart; {before} back in Redis after {back_after:?}"
+    );
+    assert!(after_restart >= 150, "{after_restart} admitted of 200");
+}
+
+/// Wait, if need be, until the current minute has at least 15 s left;
+/// return its index.
+async fn with_time_left_in_the_minute() -> u64 {
+    let now = SystemClock::new().now_ms();
+    let into_minute = now % 60_000;
+    if into_minute > 45_000 {
+        tokio::time::sleep(Duration::from_millis(60_000 - into_minute + 100)).await;
+    }
+    TimeUnit::Minute.window_index(SystemClock::new().now_ms())
+}
+
+/// The requests Redis counts in `window` of `unit` for the API under test.
+fn window_count(redis: &RedisServer, unit: TimeUnit, window: u64) -> u64 {
+    let key = format!("{{test:api-1:production}}:{}:{window}", unit.millis());
+    redis.command(&["HGET", &key, "r"]).parse().unwrap_or(0)
+}
+
+/// Wait until Redis counts at least `floor` in `window` again, without the
+/// node's breaker opening; how long that took. Heartbeats come every second:
+/// the first after a restart may fail, the second finds the node missing.
+async fn until_counted(
+    redis: &RedisServer,
+    node: &Node,
+    unit: TimeUnit,
+    window: u64,
+    floor: u64,
+) -> Duration {
+    let started = Instant::now();
+    while window_count(redis, unit, window) < floor {
+        assert!(!node.counters.degraded(), "the breaker opened");
+        assert!(
+            started.elapsed() < Duration::from_millis(2_500),
+            "Redis counts {} of {floor} after {:?}",
+            window_count(redis, unit, window),
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    started.elapsed()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -252,22 +252,7 @@ impl RedisServer {
 
     /// `INFO commandstats` calls of `evalsha` plus `eval`.
     pub fn script_calls(&self) -> u64 {
-        let mut command = Command::new("redis-cli");
-        if let Some(tls) = &self.tls {
-            command
-                .arg("--tls")
-                .arg("--cacert")
-                .arg(&tls.ca_cert)
-                .arg("--cert")
-                .arg(&tls.client_cert)
-                .arg("--key")
-                .arg(&tls.client_key);
-        }
-        let output = command
-            .args(["-p", &self.port.to_string(), "INFO", "commandstats"])
-            .output()
-            .expect("redis-cli is required");
-        String::from_utf8_lossy(&output.stdout)
+        self.command(&["INFO", "commandstats"])
             .lines()
             .filter(|line| {
                 line.starts_with("cmdstat_evalsha:") || line.starts_with("cmdstat_eval:")
@@ -281,6 +266,27 @@ impl RedisServer {
                     .ok()
             })
             .sum()
+    }
+
+    /// Run one command with `redis-cli`; its output, trimmed.
+    pub fn command(&self, args: &[&str]) -> String {
+        let mut command = Command::new("redis-cli");
+        if let Some(tls) = &self.tls {
+            command
+                .arg("--tls")
+                .arg("--cacert")
+                .arg(&tls.ca_cert)
+                .arg("--cert")
+                .arg(&tls.client_cert)
+                .arg("--key")
+                .arg(&tls.client_key);
+        }
+        let output = command
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli is required");
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
     }
 }
 

@@ -61,6 +61,17 @@ pub(crate) struct ClaimReply {
     pub(crate) used: [u64; 4],
 }
 
+/// The answer of the heartbeat script.
+#[derive(Debug, Clone)]
+pub(crate) struct HeartbeatReply {
+    /// Redis now.
+    pub(crate) now_ms: u64,
+    /// This node's heartbeat was in Redis before this one.
+    pub(crate) present: bool,
+    /// The live node ids, in order.
+    pub(crate) ids: Vec<String>,
+}
+
 /// The first five fields every counting script answers with: decided,
 /// window, window end, Redis now, refused dimension.
 struct ReplyHead {
@@ -275,29 +286,31 @@ impl Connection {
         Ok(())
     }
 
-    /// Renew (or, with `leave`, remove) this node's heartbeat; returns Redis
-    /// now and the live node ids in order.
+    /// Renew (or, with `leave`, remove) this node's heartbeat.
     pub(crate) async fn heartbeat(
         &self,
         nodes_key: &str,
         node_id: &str,
         ttl_ms: u64,
         leave: bool,
-    ) -> RedisResult<(u64, Vec<String>)> {
+    ) -> RedisResult<HeartbeatReply> {
         self.connect().await?;
         let args = [
             node_id.to_owned(),
             ttl_ms.to_string(),
             if leave { "1" } else { "0" }.to_owned(),
         ];
-        let mut reply: Vec<String> = self.run(&HEARTBEAT, nodes_key, &args).await?;
-        if reply.is_empty() {
+        let reply: Vec<String> = self.run(&HEARTBEAT, nodes_key, &args).await?;
+        let [now, present, ids @ ..] = reply.as_slice() else {
             return Err(RedisError::from((
                 redis::ErrorKind::TypeError,
-                "empty heartbeat reply",
+                "short heartbeat reply",
             )));
-        }
-        let now = reply.remove(0).parse().unwrap_or(0);
-        Ok((now, reply))
+        };
+        Ok(HeartbeatReply {
+            now_ms: now.parse().unwrap_or(0),
+            present: present == "1",
+            ids: ids.to_vec(),
+        })
     }
 }

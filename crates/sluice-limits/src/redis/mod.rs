@@ -9,7 +9,13 @@
 //! admits its share, see [`share`]), `fail-open` or `fail-closed`. When it
 //! closes, each node first adds what it admitted on its own in the current
 //! window, then counts in Redis again. Nodes announce themselves with
-//! heartbeats, which give the live-node count the shares divide by.
+//! heartbeats, which give the live-node count the shares divide by, and
+//! tell a node whose own heartbeat is gone that Redis lost its data (a
+//! restart faster than the breaker): it then adds back what it knew.
+//!
+//! With the `leased` strategy a key has one claim in flight at a time, on a
+//! task of its own: requests that find no block while it is out wait for
+//! its answer, within their deadline, instead of each asking Redis.
 
 pub mod breaker;
 mod connection;
@@ -22,7 +28,7 @@ use crate::registry::CounterKey;
 use crate::{Admission, Clock, Cost, CounterCell, Decision, InFlight, Refusal, WindowUsage};
 use breaker::Breaker;
 use connection::{ClaimReply, Connection};
-use lease::{Lease, LeaseState};
+use lease::LeaseState;
 use parking_lot::Mutex;
 use share::NodeView;
 use sluice_core::{Dimension, Environment, EnvironmentLimit, TimeUnit};
@@ -30,6 +36,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
+use tokio::sync::{Notify, oneshot};
 
 pub use tls::{ClientIdentity, RedisTls};
 
@@ -176,7 +183,7 @@ impl RedisCounters {
                     fallback: CounterCell::new(),
                     state: Mutex::new(SharedState::default()),
                     lease: Mutex::new(LeaseState::default()),
-                    claim_lock: tokio::sync::Mutex::new(()),
+                    claim_answered: Notify::new(),
                 };
                 (Arc::new(budget), Arc::new(InFlight::default()))
             })
@@ -206,13 +213,7 @@ impl RedisCounters {
     pub async fn leave(&self) {
         self.task.abort();
         let shared = &self.shared;
-        let budgets: Vec<Arc<SharedBudget>> = shared
-            .budgets
-            .lock()
-            .values()
-            .map(|(budget, _)| Arc::clone(budget))
-            .collect();
-        for budget in budgets {
+        for budget in budgets_of(shared) {
             budget.return_block().await;
         }
         let _ = tokio::time::timeout(
@@ -235,7 +236,8 @@ impl Drop for RedisCounters {
 }
 
 /// Heartbeats while Redis answers; probes while the breaker is open; runs
-/// recovery when it may close.
+/// recovery when it may close, and when a heartbeat shows that Redis lost
+/// its data while the breaker stayed closed (a fast restart).
 async fn maintain(shared: Arc<RedisShared>) {
     let nodes_key = format!("{{{}}}:nodes", shared.settings.key_prefix);
     let mut since_heartbeat = HEARTBEAT_EVERY;
@@ -253,16 +255,27 @@ async fn maintain(shared: Arc<RedisShared>) {
             .await;
             let now = shared.clock.now_ms();
             match answer {
-                Ok(Ok((redis_now, ids))) => {
+                Ok(Ok(beat)) => {
+                    // This node's heartbeat, renewed a second ago and valid
+                    // for three, is gone: Redis lost its data.
+                    let lost = answered_once && !beat.present;
                     answered_once = true;
-                    shared.observe_time(redis_now);
-                    let rank = ids.iter().position(|id| *id == shared.node_id);
+                    shared.observe_time(beat.now_ms);
+                    let rank = beat.ids.iter().position(|id| *id == shared.node_id);
                     *shared.view.lock() = NodeView {
-                        nodes: (ids.len() as u64).max(shared.settings.min_nodes).max(1),
+                        nodes: (beat.ids.len() as u64)
+                            .max(shared.settings.min_nodes)
+                            .max(1),
                         rank: rank.map(|r| r as u64),
                     };
-                    if open && shared.breaker.record_probe(true, now) {
-                        recover(&shared).await;
+                    if open {
+                        if shared.breaker.record_probe(true, now) {
+                            recover(&shared).await;
+                        }
+                    } else if lost {
+                        restore_lost(&shared).await;
+                    } else {
+                        note_intact(&shared);
                     }
                 }
                 failed => {
@@ -311,16 +324,58 @@ async fn recover(shared: &Arc<RedisShared>) {
     tracing::info!("Redis is reachable again: counting in Redis");
 }
 
-/// Add each budget's fallback count of the current window to Redis, and
-/// raise Redis to the totals this node knew the cluster had reached.
-async fn push_counted_alone(shared: &Arc<RedisShared>) {
-    let budgets: Vec<Arc<SharedBudget>> = shared
+/// Redis lost its data while the breaker stayed closed (restarted empty
+/// between two heartbeats, or failed over to a replica without the latest
+/// writes): raise every window to what this node knew it had reached. Its
+/// answers since the last heartbeat may come from the emptied Redis, so
+/// what it knew then counts too.
+async fn restore_lost(shared: &Arc<RedisShared>) {
+    tracing::warn!(
+        "Redis lost this node's heartbeat, and with it the windows' counts: adding back what this node knew they had reached"
+    );
+    for budget in budgets_of(shared) {
+        let mut state = budget.state.lock();
+        state.seen = at_least(state.seen, state.intact);
+    }
+    push_counted_alone(shared).await;
+}
+
+/// Redis still had this node's heartbeat: what each budget last saw is
+/// known to be in it.
+fn note_intact(shared: &RedisShared) {
+    for budget in budgets_of(shared) {
+        let mut state = budget.state.lock();
+        state.intact = state.seen;
+    }
+}
+
+/// The larger of two totals of the same window; otherwise `seen`, which is
+/// never older than `intact`.
+fn at_least(seen: Option<WindowTotals>, intact: Option<WindowTotals>) -> Option<WindowTotals> {
+    match (seen, intact) {
+        (Some((unit, window, used)), Some((intact_unit, intact_window, known)))
+            if unit == intact_unit && window == intact_window =>
+        {
+            Some((unit, window, std::array::from_fn(|i| used[i].max(known[i]))))
+        }
+        (None, intact) => intact,
+        (seen, _) => seen,
+    }
+}
+
+fn budgets_of(shared: &RedisShared) -> Vec<Arc<SharedBudget>> {
+    shared
         .budgets
         .lock()
         .values()
         .map(|(budget, _)| Arc::clone(budget))
-        .collect();
-    for budget in budgets {
+        .collect()
+}
+
+/// Add each budget's fallback count of the current window to Redis, and
+/// raise Redis to the totals this node knew the cluster had reached.
+async fn push_counted_alone(shared: &Arc<RedisShared>) {
+    for budget in budgets_of(shared) {
         let (unit, seen) = {
             let state = budget.state.lock();
             (state.unit, state.seen)
@@ -386,33 +441,18 @@ fn block_of(limit: &EnvironmentLimit, cost: Cost, block: u64) -> [u64; 4] {
     })
 }
 
-/// Add a grant to the lease of its window, or start a new lease (a grant
-/// for a later window voids what is left of the current one).
-fn merge_grant(state: &mut LeaseState, limit: &EnvironmentLimit, reply: &ClaimReply) {
-    let spend_until_ms = reply.window_end_ms.saturating_sub(lease::GUARD_MS);
-    match &mut state.lease {
-        Some(lease)
-            if lease.window == reply.window
-                && lease.unit == limit.unit
-                && lease.caps == limit.caps =>
-        {
-            for i in 0..4 {
-                lease.left[i] += reply.grant[i];
-                lease.granted[i] += reply.grant[i];
-            }
-        }
-        _ => {
-            state.lease = Some(Lease {
-                unit: limit.unit,
-                caps: limit.caps,
-                window: reply.window,
-                spend_until_ms,
-                window_end_ms: reply.window_end_ms,
-                left: reply.grant,
-                granted: reply.grant,
-            });
-        }
-    }
+/// The first limited dimension (`refused` first) that `used` has taken to
+/// its cap: nothing more passes in that window, neither a claim nor an
+/// admission.
+fn used_up(
+    limit: &EnvironmentLimit,
+    used: &[u64; 4],
+    refused: Option<Dimension>,
+) -> Option<Dimension> {
+    refused
+        .into_iter()
+        .chain(Dimension::ALL)
+        .find(|d| limit.cap(*d).is_some_and(|cap| used[d.index()] >= cap))
 }
 
 /// One (API, environment)'s budget, counted in Redis for the cluster.
@@ -423,9 +463,10 @@ pub struct SharedBudget {
     fallback: CounterCell,
     state: Mutex<SharedState>,
     lease: Mutex<LeaseState>,
-    /// One synchronous claim per key at a time: requests that find the block
-    /// empty together wait for one claim instead of each making their own.
-    claim_lock: tokio::sync::Mutex<()>,
+    /// Woken when a claim of this key is answered or given up: requests that
+    /// found no block while it was in flight wait for it rather than each
+    /// making their own (one claim in flight per key).
+    claim_answered: Notify,
 }
 
 impl std::fmt::Debug for SharedBudget {
@@ -436,12 +477,17 @@ impl std::fmt::Debug for SharedBudget {
     }
 }
 
+/// A window's totals: unit, window index, counts per dimension.
+type WindowTotals = (TimeUnit, u64, [u64; 4]);
+
 #[derive(Debug, Default)]
 struct SharedState {
     /// The unit of the last admission (for recovery).
     unit: Option<TimeUnit>,
     /// The last cluster totals Redis answered, and for which window.
-    seen: Option<(TimeUnit, u64, [u64; 4])>,
+    seen: Option<WindowTotals>,
+    /// `seen` as of the last heartbeat that found Redis with its data.
+    intact: Option<WindowTotals>,
     /// Redis said a dimension is used up: refuse locally until this window ends.
     exhausted: Option<Exhausted>,
 }
@@ -463,6 +509,19 @@ struct Exhausted {
     window_end_ms: u64,
 }
 
+/// What a `leased` admission does next.
+enum LeaseStep {
+    Decided(Decision),
+    /// Another request's claim, or a refill, is in flight: wait for it.
+    Wait,
+    /// Claim `need` (all or nothing) and `extra` (as far as the window
+    /// allows) for this request.
+    Claim {
+        need: [u64; 4],
+        extra: [u64; 4],
+    },
+}
+
 impl SharedBudget {
     /// Decide for all dimensions at once, for the cluster.
     pub async fn admit(self: &Arc<Self>, limit: &EnvironmentLimit, cost: Cost) -> Decision {
@@ -471,17 +530,16 @@ impl SharedBudget {
         if redis.breaker.is_open() {
             return self.fallback_admit(limit, cost);
         }
+        if redis.settings.strategy == Strategy::Leased {
+            return self.admit_leased(limit, cost).await;
+        }
         let redis_now = redis.redis_now();
         if let Some(refusal) = self.known_exhausted(limit, redis_now) {
             return Decision::Refused(refusal);
         }
-        if redis.settings.strategy == Strategy::Leased {
-            return self.admit_leased(limit, cost, redis_now).await;
-        }
-        let caps = limit
-            .caps
-            .map(|cap| cap.map_or(-1, |c| c.min(i64::MAX as u64) as i64));
-        let call = redis.connection.admit(&self.key, limit.unit, caps, cost);
+        let call = redis
+            .connection
+            .admit(&self.key, limit.unit, caps_arg(limit), cost);
         match tokio::time::timeout(redis.settings.timeout, call).await {
             Ok(Ok(reply)) => {
                 redis.breaker.record_success();
@@ -498,86 +556,89 @@ impl SharedBudget {
     }
 
     /// `leased`: admit from this node's block, claiming from Redis only
-    /// what is missing.
-    async fn admit_leased(
-        self: &Arc<Self>,
-        limit: &EnvironmentLimit,
-        cost: Cost,
-        now: u64,
-    ) -> Decision {
+    /// what is missing. A request whose claim fails, or whose deadline
+    /// passes while it waits for a claim, is answered as after any failed
+    /// Redis call.
+    async fn admit_leased(self: &Arc<Self>, limit: &EnvironmentLimit, cost: Cost) -> Decision {
         let deadline = self.redis.settings.timeout;
-        match tokio::time::timeout(deadline, self.admit_leased_within(limit, cost, now)).await {
-            Ok(decision) => decision,
-            Err(_) => self.redis_failed(limit, cost),
+        match tokio::time::timeout(deadline, self.admit_leased_within(limit, cost)).await {
+            Ok(Some(decision)) => decision,
+            Ok(None) | Err(_) => self.redis_failed(limit, cost),
         }
     }
 
+    /// The decision, or `None` when the request's own claim failed.
     async fn admit_leased_within(
         self: &Arc<Self>,
         limit: &EnvironmentLimit,
         cost: Cost,
-        now: u64,
-    ) -> Decision {
-        if let Some(decision) = self.spend_from_lease(limit, cost, now) {
-            return decision;
-        }
-        let _claiming = self.claim_lock.lock().await;
-        // Another request may have claimed while this one waited.
-        let now = self.redis.redis_now();
-        if let Some(refusal) = self.known_exhausted(limit, now) {
-            return Decision::Refused(refusal);
-        }
-        if let Some(decision) = self.spend_from_lease(limit, cost, now) {
-            return decision;
-        }
-        let (need, extra) = {
-            let mut state = self.lease.lock();
-            let block = state.block();
-            match state.usable(limit, now) {
-                Some(lease) => (lease.missing(cost), block_of(limit, cost, block)),
-                None => (needed(limit, cost), block_of(limit, cost, block)),
-            }
-        };
-        let nodes = self.redis.view.lock().nodes;
-        let caps = caps_arg(limit);
-        let call = self
-            .redis
-            .connection
-            .claim(&self.key, limit.unit, nodes, caps, need, extra);
-        match call.await {
-            Ok(reply) => {
-                self.redis.breaker.record_success();
-                self.redis.observe_time(reply.now_ms);
-                self.state.lock().seen = Some((limit.unit, reply.window, reply.used));
-                self.take_claim(limit, cost, reply)
-            }
-            Err(error) => {
-                tracing::debug!(%error, key = %self.key, "Redis claim failed");
-                self.redis_failed(limit, cost)
+    ) -> Option<Decision> {
+        loop {
+            // Made before the state is read: an answer that comes in
+            // between still wakes it.
+            let answered = self.claim_answered.notified();
+            match self.lease_step(limit, cost) {
+                LeaseStep::Decided(decision) => return Some(decision),
+                LeaseStep::Wait => answered.await,
+                LeaseStep::Claim { need, extra } => {
+                    let (decided, decision) = oneshot::channel();
+                    let claim = Arc::clone(self).claim(*limit, need, extra, Some((cost, decided)));
+                    tokio::spawn(claim);
+                    return decision.await.ok().flatten();
+                }
             }
         }
     }
 
+    /// Admit from the block if it holds the cost; otherwise refuse while the
+    /// window is known used up, wait for the claim in flight, or claim.
+    fn lease_step(self: &Arc<Self>, limit: &EnvironmentLimit, cost: Cost) -> LeaseStep {
+        let now = self.redis.redis_now();
+        let seen_used = self.seen_used(limit.unit, now);
+        let nodes = self.redis.view.lock().nodes;
+        let mut state = self.lease.lock();
+        if let Some(decision) =
+            self.spend_from_lease(&mut state, limit, cost, now, &seen_used, nodes)
+        {
+            return LeaseStep::Decided(decision);
+        }
+        if let Some(refusal) = self.known_exhausted(limit, now) {
+            return LeaseStep::Decided(Decision::Refused(refusal));
+        }
+        if state.claim_in_flight {
+            return LeaseStep::Wait;
+        }
+        state.claim_in_flight = true;
+        let need = match state.usable(limit, now) {
+            Some(lease) => lease.missing(cost),
+            None => needed(limit, cost),
+        };
+        let extra = block_of(limit, cost, state.claim_extra(limit.unit, now));
+        LeaseStep::Claim { need, extra }
+    }
+
     /// Admit from this node's block, if it holds the cost; start a refill
-    /// when it runs low.
+    /// when one is due.
     fn spend_from_lease(
         self: &Arc<Self>,
+        state: &mut LeaseState,
         limit: &EnvironmentLimit,
         cost: Cost,
         now: u64,
+        seen_used: &[u64; 4],
+        nodes: u64,
     ) -> Option<Decision> {
-        let seen_used = self.seen_used(limit.unit, now);
-        let mut state = self.lease.lock();
-        let block = state.block();
         let lease = state.usable(limit, now)?;
-        if !lease.try_spend(cost, &seen_used) {
+        if !lease.try_spend(cost, seen_used) {
             return None;
         }
-        let (window, low) = (lease.window, lease.low(block));
+        let window = lease.window;
         state.note_admitted(window);
-        if low && !state.claim_in_flight {
+        if !state.claim_in_flight
+            && let Some(extra) = state.refill(limit, now, seen_used, nodes)
+        {
             state.claim_in_flight = true;
-            self.refill(*limit, block);
+            tokio::spawn(Arc::clone(self).claim(*limit, [0; 4], extra, None));
         }
         Some(Decision::Admitted(Admission {
             unit: limit.unit,
@@ -586,76 +647,106 @@ impl SharedBudget {
         }))
     }
 
-    /// Add a granted block to the lease and admit `cost` from it.
-    fn take_claim(&self, limit: &EnvironmentLimit, cost: Cost, reply: ClaimReply) -> Decision {
+    /// Claim `need` and `extra` from Redis, on a task of its own: a request
+    /// that stops waiting leaves the grant to the others. With a `request`,
+    /// admit its cost from the grant and send it the decision (`None` when
+    /// the call failed). Then wake the requests waiting for the answer.
+    async fn claim(
+        self: Arc<Self>,
+        limit: EnvironmentLimit,
+        need: [u64; 4],
+        extra: [u64; 4],
+        request: Option<(Cost, oneshot::Sender<Option<Decision>>)>,
+    ) {
+        let redis = &self.redis;
+        let nodes = redis.view.lock().nodes;
+        let call =
+            redis
+                .connection
+                .claim(&self.key, limit.unit, nodes, caps_arg(&limit), need, extra);
+        let decision = match tokio::time::timeout(redis.settings.timeout * 4, call).await {
+            Ok(Ok(reply)) => {
+                redis.breaker.record_success();
+                redis.observe_time(reply.now_ms);
+                // A request that gave up is not admitted: its need stays in
+                // the block for the others.
+                let cost = request
+                    .as_ref()
+                    .filter(|(_, decided)| !decided.is_closed())
+                    .map(|(cost, _)| *cost);
+                self.take_claim(&limit, cost, &reply)
+            }
+            Ok(Err(error)) => {
+                tracing::debug!(%error, key = %self.key, "Redis claim failed");
+                None
+            }
+            Err(_) => None,
+        };
+        self.lease.lock().claim_in_flight = false;
+        self.claim_answered.notify_waiters();
+        if let Some((_, decided)) = request {
+            let _ = decided.send(decision);
+        }
+    }
+
+    /// Take a claim's answer: note the window's totals (and that it is used
+    /// up, when it is), add the grant to the block and admit `cost` from it.
+    fn take_claim(
+        &self,
+        limit: &EnvironmentLimit,
+        cost: Option<Cost>,
+        reply: &ClaimReply,
+    ) -> Option<Decision> {
+        let answer = WindowAnswer {
+            window: reply.window,
+            window_end_ms: reply.window_end_ms,
+            now_ms: reply.now_ms,
+            used: reply.used,
+        };
+        self.state.lock().seen = Some((limit.unit, reply.window, reply.used));
         if let Some(dimension) = reply.refused {
-            let window = WindowAnswer {
-                window: reply.window,
-                window_end_ms: reply.window_end_ms,
-                now_ms: reply.now_ms,
-                used: reply.used,
-            };
-            return self.refuse(limit, dimension, &window);
+            let refusal = self.refuse(limit, dimension, &answer);
+            return cost.map(|_| refusal);
+        }
+        self.remember_used_up(limit, &answer, None);
+        if self.redis.breaker.is_open() {
+            // An answer that comes after the breaker opened: the failure
+            // policy's share was taken from the totals without this grant,
+            // so it is given up (it stays counted in Redis). `seen` is set
+            // first, so that a breaker opening from here on counts it.
+            return None;
         }
         let mut state = self.lease.lock();
-        merge_grant(&mut state, limit, &reply);
+        state.merge(limit, reply.window, reply.window_end_ms, reply.grant);
+        let cost = cost?;
         let admitted = state
             .lease
             .as_mut()
             .is_some_and(|lease| lease.try_spend(cost, &reply.used));
-        state.note_admitted(reply.window);
         if admitted {
-            Decision::Admitted(Admission {
+            state.note_admitted(reply.window);
+            return Some(Decision::Admitted(Admission {
                 unit: limit.unit,
                 window_index: reply.window,
                 cost,
-            })
-        } else {
-            // Optimistic tokens over the limit: the grant stays for others.
-            let dimension = Dimension::ALL[1..]
-                .iter()
-                .copied()
-                .find(|d| {
-                    limit
-                        .cap(*d)
-                        .is_some_and(|cap| reply.used[d.index()] >= cap)
-                })
-                .unwrap_or(Dimension::Requests);
-            Decision::Refused(Refusal {
-                dimension,
-                limit: limit.cap(dimension).unwrap_or(0),
-                retry_after_ms: reply.window_end_ms.saturating_sub(reply.now_ms).max(1),
-                window_end_ms: reply.window_end_ms,
-            })
+            }));
         }
-    }
-
-    /// Claim the next block in the background, before this one runs out.
-    fn refill(self: &Arc<Self>, limit: EnvironmentLimit, block: u64) {
-        let redis = Arc::clone(&self.redis);
-        let budget = Arc::clone(self);
-        tokio::spawn(async move {
-            let nodes = redis.view.lock().nodes;
-            let extra = block_of(&limit, Cost::ONE_REQUEST, block);
-            let call = redis.connection.claim(
-                &budget.key,
-                limit.unit,
-                nodes,
-                caps_arg(&limit),
-                [0; 4],
-                extra,
-            );
-            let answer = tokio::time::timeout(redis.settings.timeout * 4, call).await;
-            let mut state = budget.lease.lock();
-            state.claim_in_flight = false;
-            if let Ok(Ok(reply)) = answer {
-                redis.observe_time(reply.now_ms);
-                budget.state.lock().seen = Some((limit.unit, reply.window, reply.used));
-                if reply.refused.is_none() {
-                    merge_grant(&mut state, &limit, &reply);
-                }
-            }
-        });
+        // Optimistic tokens over the limit: the grant stays for others.
+        let dimension = Dimension::ALL[1..]
+            .iter()
+            .copied()
+            .find(|d| {
+                limit
+                    .cap(*d)
+                    .is_some_and(|cap| reply.used[d.index()] >= cap)
+            })
+            .unwrap_or(Dimension::Requests);
+        Some(Decision::Refused(Refusal {
+            dimension,
+            limit: limit.cap(dimension).unwrap_or(0),
+            retry_after_ms: reply.window_end_ms.saturating_sub(reply.now_ms).max(1),
+            window_end_ms: reply.window_end_ms,
+        }))
     }
 
     /// Give the unspent part of the current block back to the window.
@@ -715,46 +806,61 @@ impl SharedBudget {
         cost: Cost,
         reply: connection::AdmitReply,
     ) -> Decision {
-        let Some(dimension) = reply.refused else {
-            return Decision::Admitted(Admission {
-                unit: limit.unit,
-                window_index: reply.window,
-                cost,
-            });
-        };
         let window = WindowAnswer {
             window: reply.window,
             window_end_ms: reply.window_end_ms,
             now_ms: reply.now_ms,
             used: reply.used,
         };
+        let Some(dimension) = reply.refused else {
+            // This admission may have taken the window to its cap.
+            self.remember_used_up(limit, &window, None);
+            return Decision::Admitted(Admission {
+                unit: limit.unit,
+                window_index: reply.window,
+                cost,
+            });
+        };
         self.refuse(limit, dimension, &window)
     }
 
-    /// Redis refused `dimension`: when it is used up, remember that until
-    /// the window ends, and answer with the time to its end.
+    /// Redis refused `dimension`: when it (or another dimension) is used up,
+    /// remember that until the window ends, and answer with the time to its
+    /// end.
     fn refuse(
         &self,
         limit: &EnvironmentLimit,
         dimension: Dimension,
         answer: &WindowAnswer,
     ) -> Decision {
-        let cap = limit.cap(dimension).unwrap_or(0);
-        if answer.used[dimension.index()] >= cap {
-            self.state.lock().exhausted = Some(Exhausted {
-                unit: limit.unit,
-                window: answer.window,
-                dimension,
-                limit: cap,
-                window_end_ms: answer.window_end_ms,
-            });
-        }
+        self.remember_used_up(limit, answer, Some(dimension));
         Decision::Refused(Refusal {
             dimension,
-            limit: cap,
+            limit: limit.cap(dimension).unwrap_or(0),
             retry_after_ms: answer.window_end_ms.saturating_sub(answer.now_ms).max(1),
             window_end_ms: answer.window_end_ms,
         })
+    }
+
+    /// When Redis answered that a dimension (`refused` first) is at its cap,
+    /// remember it until the window ends: this node then refuses locally
+    /// what its own block cannot admit, without asking again.
+    fn remember_used_up(
+        &self,
+        limit: &EnvironmentLimit,
+        answer: &WindowAnswer,
+        refused: Option<Dimension>,
+    ) {
+        let Some(dimension) = used_up(limit, &answer.used, refused) else {
+            return;
+        };
+        self.state.lock().exhausted = Some(Exhausted {
+            unit: limit.unit,
+            window: answer.window,
+            dimension,
+            limit: limit.cap(dimension).unwrap_or(0),
+            window_end_ms: answer.window_end_ms,
+        });
     }
 
     /// A refusal without asking Redis, while a dimension is known used up.
@@ -839,25 +945,28 @@ impl SharedBudget {
         });
     }
 
-    /// Apply a settlement to the totals Redis last answered, as the settle
-    /// script applies it in Redis. Tokens are mostly debited after the last
-    /// answer of their window, and recovery raises a Redis that lost them
-    /// (restarted empty) to these totals.
+    /// Apply a settlement to the totals Redis last answered (and to those
+    /// known intact), as the settle script applies it in Redis. Tokens are
+    /// mostly debited after the last answer of their window, and recovery
+    /// raises a Redis that lost them (restarted empty) to these totals.
     fn note_settled(&self, admission: &Admission, actual: Cost) {
         let mut state = self.state.lock();
-        let Some((unit, window, used)) = state.seen.as_mut() else {
-            return;
-        };
-        if *unit != admission.unit {
-            return;
-        }
-        let same_window = admission.window_index == *window;
-        for ((used, counted), real) in used.iter_mut().zip(admission.cost.0).zip(actual.0) {
-            *used = if same_window {
-                used.saturating_sub(counted).saturating_add(real)
-            } else {
-                used.saturating_add(real.saturating_sub(counted))
+        let state = &mut *state;
+        for totals in [&mut state.seen, &mut state.intact] {
+            let Some((unit, window, used)) = totals.as_mut() else {
+                continue;
             };
+            if *unit != admission.unit {
+                continue;
+            }
+            let same_window = admission.window_index == *window;
+            for ((used, counted), real) in used.iter_mut().zip(admission.cost.0).zip(actual.0) {
+                *used = if same_window {
+                    used.saturating_sub(counted).saturating_add(real)
+                } else {
+                    used.saturating_add(real.saturating_sub(counted))
+                };
+            }
         }
     }
 
@@ -882,5 +991,60 @@ impl SharedBudget {
             window_index: window,
             used: std::array::from_fn(|i| used[i] + local[i]),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limit(requests: u64, total_tokens: Option<u64>) -> EnvironmentLimit {
+        let mut limit = EnvironmentLimit::default();
+        limit.caps[Dimension::Requests.index()] = Some(requests);
+        limit.caps[Dimension::TotalTokens.index()] = total_tokens;
+        limit
+    }
+
+    #[test]
+    fn a_grant_that_takes_a_dimension_to_its_cap_uses_the_window_up() {
+        let limit = limit(300, Some(10_000));
+        assert_eq!(used_up(&limit, &[299, 0, 0, 9_000], None), None);
+        assert_eq!(
+            used_up(&limit, &[300, 0, 0, 9_000], None),
+            Some(Dimension::Requests)
+        );
+        assert_eq!(
+            used_up(&limit, &[300, 0, 0, 10_000], Some(Dimension::TotalTokens)),
+            Some(Dimension::TotalTokens),
+            "the refused dimension first"
+        );
+        assert_eq!(
+            used_up(&limit, &[0, 5_000, 0, 0], None),
+            None,
+            "an unlimited dimension is never used up"
+        );
+    }
+
+    #[test]
+    fn after_a_loss_the_windows_totals_are_at_least_what_was_known_intact() {
+        let minute = |window, used| Some((TimeUnit::Minute, window, used));
+        // Answers of the emptied Redis came after the last intact heartbeat.
+        assert_eq!(
+            at_least(minute(7, [40, 0, 0, 0]), minute(7, [400, 0, 0, 9])),
+            minute(7, [400, 0, 0, 9])
+        );
+        assert_eq!(
+            at_least(minute(7, [410, 0, 0, 0]), minute(7, [400, 0, 0, 9])),
+            minute(7, [410, 0, 0, 9])
+        );
+        // A later window's totals owe nothing to an earlier one's.
+        assert_eq!(
+            at_least(minute(8, [5, 0, 0, 0]), minute(7, [400, 0, 0, 0])),
+            minute(8, [5, 0, 0, 0])
+        );
+        assert_eq!(
+            at_least(None, minute(7, [400, 0, 0, 0])),
+            minute(7, [400, 0, 0, 0])
+        );
     }
 }

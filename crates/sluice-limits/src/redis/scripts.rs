@@ -154,7 +154,9 @@ return 1
 });
 
 /// Heartbeat: record this node alive until `now + ttl`, drop expired nodes,
-/// and return the live node ids in order (first element: Redis now).
+/// and return Redis now, whether this node's entry was there before this
+/// call (1 or 0: a node that heartbeated before and finds itself missing
+/// knows that Redis lost its data), then the live node ids in order.
 ///
 /// KEYS[1]: the nodes sorted set. ARGV: node id, ttl ms, leave (1 removes).
 pub(crate) static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
@@ -162,6 +164,8 @@ pub(crate) static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
         r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local present = '0'
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then present = '1' end
 if ARGV[3] == '1' then
   redis.call('ZREM', KEYS[1], ARGV[1])
 else
@@ -171,6 +175,7 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 10)
 local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
 table.sort(ids)
+table.insert(ids, 1, present)
 table.insert(ids, 1, tostring(now))
 return ids
 "#,
