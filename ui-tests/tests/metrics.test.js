@@ -63,6 +63,15 @@ test('a counter reset (restart) counts what the new counter holds', () => {
   assert.equal(series.windows[0].refused, 0);
 });
 
+test('a series that appears after the first sample counts from zero', () => {
+  const series = new WindowSeries('MINUTE');
+  const absent = { route: null, forwarded: null, refused: {}, usage: {}, limit: {} };
+  series.add(1000, absent);
+  series.add(2000, env(3, 1));
+  assert.equal(series.windows[0].forwarded, 3);
+  assert.equal(series.windows[0].refused, 1);
+});
+
 test('only the last windows are kept', () => {
   const series = new WindowSeries('SECOND', 3);
   for (let i = 0; i < 10; i += 1) series.add(i * 1000, env(i, 0));

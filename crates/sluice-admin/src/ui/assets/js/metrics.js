@@ -66,9 +66,11 @@ export function windowIndex(t, unitMs) {
 
 function increase(now, before) {
   if (now === null || now === undefined) return 0;
-  if (before === null || before === undefined) return 0;
+  // A series absent from the earlier sample did not exist yet: Sluice
+  // registers an API's series with its first request, so it was zero.
+  const earlier = before ?? 0;
   // A counter that went down was reset (a restart): all of it is new.
-  return now >= before ? now - before : now;
+  return now >= earlier ? now - earlier : now;
 }
 
 /**

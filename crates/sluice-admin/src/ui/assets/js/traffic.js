@@ -27,6 +27,19 @@ function limitsOf(definition, env) {
   return { unit: maxTps[`${env}TimeUnit`] || 'SECOND', limited };
 }
 
+/**
+ * The limit of one dimension as the definition sets it, for an API whose
+ * window gauges are not in /metrics yet (Sluice registers them with the
+ * API's first request).
+ */
+function definedLimit(definition, env, dimension) {
+  const maxTps = definition.maxTps && typeof definition.maxTps === 'object' ? definition.maxTps : {};
+  const value = dimension === 'requests'
+    ? maxTps[env]
+    : (maxTps.tokenBasedThrottlingConfiguration || {})[`${env}${TOKEN_FIELD[dimension]}`];
+  return typeof value === 'number' ? value : null;
+}
+
 function tile(name, value, metric, env) {
   return h('div', { class: 'tile' },
     h('div', { class: 'value', dataset: { metric, env } }, value),
@@ -85,8 +98,10 @@ export function trafficSection(content, loaded) {
     }
     windows.add(now, metrics);
     const current = windows.windows[windows.windows.length - 1];
-    const limit = limited.requests ? (metrics.limit.requests ?? null) : null;
-    const usage = metrics.usage.requests;
+    const limit = limited.requests
+      ? (metrics.limit.requests ?? definedLimit(definition, env, 'requests'))
+      : null;
+    const usage = metrics.usage.requests ?? 0;
     const label = `${ENV_LABEL[env]}: current ${unit.toLowerCase()} window from ${windowLabel(current.start, unit)} UTC, ${current.forwarded} forwarded and ${current.refused} refused since the view opened; ${limit === null ? 'no limit' : `limit ${limit}`}.`;
     const children = [
       h('h3', { id: `traffic-${env}-title` }, ENV_LABEL[env], ' ', h('span', { class: 'hint small' }, `· ${describeLimit(definition, env)}`)),
@@ -106,7 +121,7 @@ export function trafficSection(content, loaded) {
       const tokenTiles = TOKEN_DIMENSIONS.map((dimension) => tile(
         `${TOKEN_LABEL[dimension].toLowerCase()} in this window${limited[dimension] ? '' : ' (no limit)'}`,
         limited[dimension]
-          ? `${formatCount(metrics.usage[dimension] ?? 0)} / ${formatCount(metrics.limit[dimension] ?? 0)}`
+          ? `${formatCount(metrics.usage[dimension] ?? 0)} / ${formatCount(metrics.limit[dimension] ?? definedLimit(definition, env, dimension) ?? 0)}`
           : formatCount(metrics.usage[dimension] ?? 0),
         dimension, env));
       const refusedByTokens = TOKEN_DIMENSIONS.reduce((sum, d) => sum + (metrics.refused[d] ?? 0), 0);
