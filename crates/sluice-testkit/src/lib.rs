@@ -10,3 +10,11 @@
 pub mod postgres;
 pub mod redis;
 pub mod redis_cluster;
+
+/// A port nothing listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port on 127.0.0.1")
+        .port()
+}

@@ -12,9 +12,9 @@
 //! [`PostgresServer::stop`] and [`PostgresServer::start_again`] (same port,
 //! same data) let a test take the database away and bring it back.
 
+use crate::free_port;
 use std::env;
 use std::fs;
-use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -273,14 +273,6 @@ fn give_to_system_user(dir: &Path) {
     };
     std::os::unix::fs::chown(dir, Some(id("-u")), Some(id("-g")))
         .unwrap_or_else(|e| panic!("cannot give {} to {SYSTEM_USER}: {e}", dir.display()));
-}
-
-/// A port nothing listens on right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port on 127.0.0.1")
-        .port()
 }
 
 fn describe(output: &Output) -> String {

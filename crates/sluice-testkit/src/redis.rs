@@ -3,8 +3,8 @@
 //! TLS only (`rediss://`), with certificates from a CA made for the test,
 //! and may require client certificates (mutual TLS).
 
+use crate::free_port;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -106,14 +106,6 @@ impl RedisTlsFiles {
 enum Listen {
     Plain,
     Tls { require_client_cert: bool },
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl RedisServer {
@@ -252,20 +244,7 @@ impl RedisServer {
 
     /// `INFO commandstats` calls of `evalsha` plus `eval`.
     pub fn script_calls(&self) -> u64 {
-        self.command(&["INFO", "commandstats"])
-            .lines()
-            .filter(|line| {
-                line.starts_with("cmdstat_evalsha:") || line.starts_with("cmdstat_eval:")
-            })
-            .filter_map(|line| {
-                line.split("calls=")
-                    .nth(1)?
-                    .split(',')
-                    .next()?
-                    .parse::<u64>()
-                    .ok()
-            })
-            .sum()
+        script_calls_in(&self.command(&["INFO", "commandstats"]))
     }
 
     /// Run one command with `redis-cli`; its output, trimmed.
@@ -288,6 +267,22 @@ impl RedisServer {
             .expect("redis-cli is required");
         String::from_utf8_lossy(&output.stdout).trim().to_owned()
     }
+}
+
+/// The `evalsha` plus `eval` calls an `INFO commandstats` answer counts.
+pub(crate) fn script_calls_in(commandstats: &str) -> u64 {
+    commandstats
+        .lines()
+        .filter(|line| line.starts_with("cmdstat_evalsha:") || line.starts_with("cmdstat_eval:"))
+        .filter_map(|line| {
+            line.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
 }
 
 impl Drop for RedisServer {

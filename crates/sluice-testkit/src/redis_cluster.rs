@@ -7,7 +7,8 @@
 //! port: the default bus port, client port + 10000, may be taken, or past
 //! 65535 for a random client port.
 
-use std::net::TcpListener;
+use crate::free_port;
+use crate::redis::script_calls_in;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,14 +26,6 @@ struct Master {
     port: u16,
     child: Child,
     dir: TempDir,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Run `redis-cli -p port args...` and return its standard output.
@@ -152,15 +145,7 @@ impl RedisCluster {
     pub fn script_calls(&self) -> u64 {
         self.masters
             .iter()
-            .flat_map(|master| {
-                redis_cli(master.port, &["INFO", "commandstats"])
-                    .lines()
-                    .filter(|line| {
-                        line.starts_with("cmdstat_evalsha:") || line.starts_with("cmdstat_eval:")
-                    })
-                    .filter_map(|line| line.split("calls=").nth(1)?.split(',').next()?.parse().ok())
-                    .collect::<Vec<u64>>()
-            })
+            .map(|master| script_calls_in(&redis_cli(master.port, &["INFO", "commandstats"])))
             .sum()
     }
 
