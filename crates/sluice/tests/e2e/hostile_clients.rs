@@ -87,6 +87,24 @@ async fn exchange(addr: SocketAddr, bytes: &[u8]) -> String {
     read_to_close(&mut stream).await.0
 }
 
+/// Send `bytes` on a new connection and stop sending; what came back, and
+/// how long after the send the connection closed.
+async fn stall_after(addr: SocketAddr, bytes: &[u8]) -> (String, Duration) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let started = Instant::now();
+    stream.write_all(bytes).await.unwrap();
+    let (answer, closed) = read_to_close(&mut stream).await;
+    (answer, closed - started)
+}
+
+/// The connection closed at the `SHORT` timeout: not before, not much after.
+fn assert_cut_at_the_timeout(waited: Duration) {
+    assert!(
+        waited >= SHORT && waited < SHORT * 10,
+        "closed after {waited:?}"
+    );
+}
+
 fn status_of(answer: &str) -> Option<u16> {
     answer
         .strip_prefix("HTTP/1.1 ")
@@ -103,20 +121,14 @@ async fn assert_still_serving(sluice: &Sluice) {
 #[tokio::test]
 async fn half_sent_headers_are_cut_off_at_the_header_read_timeout() {
     let (sluice, _backend) = gateway(|_| {}).await;
-    let mut stream = TcpStream::connect(sluice.gateway_addr).await.unwrap();
-    let started = Instant::now();
-    stream
-        .write_all(b"GET /open/v1/x HTTP/1.1\r\nHost: gw\r\n")
-        .await
-        .unwrap();
 
-    let (answer, closed) = read_to_close(&mut stream).await;
+    let (answer, waited) = stall_after(
+        sluice.gateway_addr,
+        b"GET /open/v1/x HTTP/1.1\r\nHost: gw\r\n",
+    )
+    .await;
 
-    let waited = closed - started;
-    assert!(
-        waited >= SHORT && waited < SHORT * 10,
-        "closed after {waited:?}"
-    );
+    assert_cut_at_the_timeout(waited);
     assert_eq!(answer, "", "no answer to a request that never arrived");
     assert_still_serving(&sluice).await;
 }
@@ -190,24 +202,16 @@ async fn an_idle_keep_alive_connection_lasts_the_idle_timeout_not_the_header_tim
 #[tokio::test]
 async fn a_client_that_stops_sending_its_body_gets_408_and_the_connection_closes() {
     let (sluice, _backend) = gateway(|_| {}).await;
-    let mut stream = TcpStream::connect(sluice.gateway_addr).await.unwrap();
-    let started = Instant::now();
-    stream
-        .write_all(
-            b"POST /open/v1/upload HTTP/1.1\r\nHost: gw\r\nContent-Length: 1000\r\n\r\nonly a part",
-        )
-        .await
-        .unwrap();
 
-    let (answer, closed) = read_to_close(&mut stream).await;
+    let (answer, waited) = stall_after(
+        sluice.gateway_addr,
+        b"POST /open/v1/upload HTTP/1.1\r\nHost: gw\r\nContent-Length: 1000\r\n\r\nonly a part",
+    )
+    .await;
 
     assert_eq!(status_of(&answer), Some(408), "{answer}");
     assert!(answer.contains("\"code\":408"), "{answer}");
-    let waited = closed - started;
-    assert!(
-        waited >= SHORT && waited < SHORT * 10,
-        "answered after {waited:?}"
-    );
+    assert_cut_at_the_timeout(waited);
     assert_still_serving(&sluice).await;
 }
 
@@ -428,20 +432,14 @@ async fn assert_admin_still_serving(sluice: &Sluice) {
 #[tokio::test]
 async fn admin_half_sent_headers_are_cut_off_at_the_header_read_timeout() {
     let sluice = admin(|_| {}).await;
-    let mut stream = TcpStream::connect(sluice.admin_addr).await.unwrap();
-    let started = Instant::now();
-    stream
-        .write_all(b"GET /api/am/publisher/v4/apis HTTP/1.1\r\nHost: admin\r\n")
-        .await
-        .unwrap();
 
-    let (answer, closed) = read_to_close(&mut stream).await;
+    let (answer, waited) = stall_after(
+        sluice.admin_addr,
+        b"GET /api/am/publisher/v4/apis HTTP/1.1\r\nHost: admin\r\n",
+    )
+    .await;
 
-    let waited = closed - started;
-    assert!(
-        waited >= SHORT && waited < SHORT * 10,
-        "closed after {waited:?}"
-    );
+    assert_cut_at_the_timeout(waited);
     assert!(
         status_of(&answer).is_none_or(|status| status == 408),
         "{answer}"
@@ -452,23 +450,16 @@ async fn admin_half_sent_headers_are_cut_off_at_the_header_read_timeout() {
 #[tokio::test]
 async fn admin_a_body_that_stops_coming_gets_408_and_the_connection_closes() {
     let sluice = admin(|_| {}).await;
-    let mut stream = TcpStream::connect(sluice.admin_addr).await.unwrap();
-    let started = Instant::now();
     let head = format!(
         "POST /api/am/publisher/v4/apis HTTP/1.1\r\nHost: admin\r\nAuthorization: {ADMIN_BASIC}\r\n\
          Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"name\": \"half"
     );
-    stream.write_all(head.as_bytes()).await.unwrap();
 
-    let (answer, closed) = read_to_close(&mut stream).await;
+    let (answer, waited) = stall_after(sluice.admin_addr, head.as_bytes()).await;
 
     assert_eq!(status_of(&answer), Some(408), "{answer}");
     assert!(answer.contains("\"code\":408"), "{answer}");
-    let waited = closed - started;
-    assert!(
-        waited >= SHORT && waited < SHORT * 10,
-        "answered after {waited:?}"
-    );
+    assert_cut_at_the_timeout(waited);
     let apis = sluice
         .admin_call(
             Method::GET,
