@@ -17,43 +17,24 @@ heartbeats included, not the commands the scripts run inside Redis) and the
 requests/s the nodes answered (forwarded and throttled).
 """
 
-import http.client
 import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from base64 import b64encode
 
+from local_http import call, free_port
+
 PHASE = int(sys.argv[1]) if len(sys.argv) > 1 else 10
 LIMIT = int(sys.argv[2]) if len(sys.argv) > 2 else 300
 BIN = os.environ.get("SLUICE_BIN", "target/release/sluice")
 PASSWORD = "cluster-bench-password"
 AUTH = "Basic " + b64encode(f"admin:{PASSWORD}".encode()).decode()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def call(port, method, path, body=None, headers=None, timeout=30):
-    """One request on a new connection; (status, body bytes)."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        data = json.dumps(body).encode() if body is not None else None
-        all_headers = {"content-type": "application/json", **(headers or {})}
-        connection.request(method, path, body=data, headers=all_headers)
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
 
 
 def wait_for(what, check, seconds=30):
@@ -184,7 +165,7 @@ access_log = false
                                   "sandbox_endpoints": {"url": url}},
                "maxTps": {"production": LIMIT, "productionTimeUnit": "SECOND"},
                "x-sluice": {"open": True}}
-        status, data = call(self.admin, "POST", "/api/am/publisher/v4/apis", api,
+        status, _, data = call(self.admin, "POST", "/api/am/publisher/v4/apis", api,
                             {"authorization": AUTH})
         if status != 201:
             raise RuntimeError(f"publish {name}: {status} {data[:300]!r}")
@@ -205,7 +186,7 @@ def answered(outputs):
 
 
 def windows(mock_port):
-    _, data = call(mock_port, "GET", "/__mock/stats")
+    _, _, data = call(mock_port, "GET", "/__mock/stats")
     counts = {}
     for stamp, count in json.loads(data)["by_admission"].items():
         fields = dict(part.strip().split("=", 1) for part in stamp.split(";"))

@@ -6,18 +6,18 @@ Sluice process, then checks memory, file descriptors, per-window counts and
 error-free answers. See bench/soak for what the traffic is.
 """
 
-import http.client
 import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from base64 import b64encode
+
+from local_http import call, free_port
 from collections import Counter
 
 DURATION = int(sys.argv[1]) if len(sys.argv) > 1 else 600
@@ -36,27 +36,8 @@ MAX_RSS_GROWTH = 0.05
 MAX_FD_GROWTH = 32
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 PORTS = {name: free_port() for name in ("mock", "gateway", "admin")}
 AUTH = "Basic " + b64encode(f"admin:{PASSWORD}".encode()).decode()
-
-
-def call(port, method, path, body=None, headers=None, timeout=30):
-    """One request on a new connection; (status, headers, body bytes)."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        data = json.dumps(body).encode() if body is not None else None
-        all_headers = {"content-type": "application/json", **(headers or {})}
-        connection.request(method, path, body=data, headers=all_headers)
-        response = connection.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
-    finally:
-        connection.close()
 
 
 def admin(method, path, body=None):
