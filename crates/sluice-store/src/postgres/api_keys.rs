@@ -4,20 +4,19 @@
 
 use super::columns::{digest, key_type};
 use super::errors::{column, db_error, is_foreign_key_violation, unique_violation};
+use super::rows;
 use crate::{ApiKeyRecord, StoreError};
 use sluice_core::KeyType;
 use tokio_postgres::{GenericClient, Row};
 
 pub(super) async fn list(client: &impl GenericClient) -> Result<Vec<ApiKeyRecord>, StoreError> {
-    let rows = client
-        .query(
-            "SELECT key_id, application_id, key_type, digest, created_at, expires_at, revoked
-             FROM api_keys ORDER BY created_at, seq",
-            &[],
-        )
-        .await
-        .map_err(db_error)?;
-    rows.iter().map(from_row).collect()
+    rows::all(
+        client,
+        "SELECT key_id, application_id, key_type, digest, created_at, expires_at, revoked
+         FROM api_keys",
+        from_row,
+    )
+    .await
 }
 
 pub(super) async fn create(

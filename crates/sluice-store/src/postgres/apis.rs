@@ -3,28 +3,21 @@
 
 use super::columns::json;
 use super::errors::{column, db_error, unique_violation};
+use super::rows;
 use crate::{StoreError, StoredApi};
 use tokio_postgres::{GenericClient, Row};
 
 const SELECT: &str = "SELECT id, context, version, definition, created_at, updated_at FROM apis";
 
 pub(super) async fn list(client: &impl GenericClient) -> Result<Vec<StoredApi>, StoreError> {
-    let rows = client
-        .query(&format!("{SELECT} ORDER BY created_at, seq"), &[])
-        .await
-        .map_err(db_error)?;
-    rows.iter().map(from_row).collect()
+    rows::all(client, SELECT, from_row).await
 }
 
 pub(super) async fn get(
     client: &impl GenericClient,
     id: &str,
 ) -> Result<Option<StoredApi>, StoreError> {
-    let row = client
-        .query_opt(&format!("{SELECT} WHERE id = $1"), &[&id])
-        .await
-        .map_err(db_error)?;
-    row.as_ref().map(from_row).transpose()
+    rows::by_id(client, SELECT, id, from_row).await
 }
 
 pub(super) async fn exists(client: &impl GenericClient, id: &str) -> Result<bool, StoreError> {

@@ -30,6 +30,7 @@ mod columns;
 mod errors;
 mod migrations;
 mod revision;
+mod rows;
 mod session;
 mod subscriptions;
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! once per pair.
 
 use super::errors::{column, db_error, unique_violation};
+use super::rows;
 use super::{apis, applications};
 use crate::{StoreError, Subscription};
 use tokio_postgres::{GenericClient, Row};
@@ -10,22 +11,14 @@ const SELECT: &str =
     "SELECT id, api_id, application_id, throttling_policy, created_at FROM subscriptions";
 
 pub(super) async fn list(client: &impl GenericClient) -> Result<Vec<Subscription>, StoreError> {
-    let rows = client
-        .query(&format!("{SELECT} ORDER BY created_at, seq"), &[])
-        .await
-        .map_err(db_error)?;
-    rows.iter().map(from_row).collect()
+    rows::all(client, SELECT, from_row).await
 }
 
 pub(super) async fn get(
     client: &impl GenericClient,
     id: &str,
 ) -> Result<Option<Subscription>, StoreError> {
-    let row = client
-        .query_opt(&format!("{SELECT} WHERE id = $1"), &[&id])
-        .await
-        .map_err(db_error)?;
-    row.as_ref().map(from_row).transpose()
+    rows::by_id(client, SELECT, id, from_row).await
 }
 
 /// The foreign keys would refuse a dangling subscription too, but checking
