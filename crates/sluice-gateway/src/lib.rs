@@ -160,7 +160,7 @@ impl Gateway {
     /// Replace, add (`Some` with a new id) or remove (`None`) one API in the
     /// current snapshot, keeping everything else: what a write of one API
     /// needs, without rebuilding the whole snapshot.
-    pub fn publish_api(&self, api_id: &str, definition: Option<ApiDefinition>) {
+    pub fn publish_api(&self, api_id: &str, definition: Option<Arc<ApiDefinition>>) {
         let snapshot = self
             .snapshot
             .load()

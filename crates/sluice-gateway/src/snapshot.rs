@@ -170,7 +170,7 @@ impl RoutingSnapshot {
     pub(crate) fn with_api(
         &self,
         api_id: &str,
-        definition: Option<ApiDefinition>,
+        definition: Option<Arc<ApiDefinition>>,
         counters: &Counters,
     ) -> Self {
         let mut routes = self.routes.clone();
@@ -184,8 +184,7 @@ impl RoutingSnapshot {
         match definition {
             Some(definition) => {
                 let subscribers = old.map(|old| old.subscribers.clone()).unwrap_or_default();
-                let runtime =
-                    ApiRuntime::next(Arc::new(definition), old.map(Arc::as_ref), subscribers);
+                let runtime = ApiRuntime::next(definition, old.map(Arc::as_ref), subscribers);
                 routes.insert(&runtime.definition.route, Arc::clone(&runtime));
             }
             None => counters.retain(|id| id != api_id),

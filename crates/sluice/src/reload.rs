@@ -146,8 +146,7 @@ impl StoreReloader {
         let definition = self
             .store
             .get_api(api_id)?
-            .and_then(|stored| parse_stored(&stored))
-            .map(Arc::unwrap_or_clone);
+            .and_then(|stored| parse_stored(&stored));
         self.gateway.publish_api(api_id, definition);
         // A write landing after `revision` was read is newer than what is
         // served: the next poll sees it and reloads.
