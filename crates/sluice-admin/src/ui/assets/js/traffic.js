@@ -14,30 +14,21 @@ const ENV_LABEL = { production: 'Production', sandbox: 'Sandbox' };
 const TOKEN_LABEL = { prompt_tokens: 'Prompt tokens', completion_tokens: 'Completion tokens', total_tokens: 'Total tokens' };
 const TOKEN_FIELD = { prompt_tokens: 'MaxPromptTokenCount', completion_tokens: 'MaxCompletionTokenCount', total_tokens: 'MaxTotalTokenCount' };
 
-/** Which dimensions of an environment the definition limits. */
+/**
+ * The limits the definition sets for an environment, per dimension (`null`
+ * for a dimension without one), and their time unit. /metrics has them too,
+ * but only once the API has been called: Sluice registers an API's series
+ * with its first request.
+ */
 function limitsOf(definition, env) {
   const maxTps = definition.maxTps && typeof definition.maxTps === 'object' ? definition.maxTps : {};
   const tokens = maxTps.tokenBasedThrottlingConfiguration || {};
   const enabled = isAiApi(definition) && tokens.isTokenBasedThrottlingEnabled === true;
-  const limited = { requests: maxTps[env] !== null && maxTps[env] !== undefined };
+  const limits = { requests: maxTps[env] ?? null };
   for (const dimension of TOKEN_DIMENSIONS) {
-    const value = tokens[`${env}${TOKEN_FIELD[dimension]}`];
-    limited[dimension] = enabled && value !== null && value !== undefined;
+    limits[dimension] = enabled ? (tokens[`${env}${TOKEN_FIELD[dimension]}`] ?? null) : null;
   }
-  return { unit: maxTps[`${env}TimeUnit`] || 'SECOND', limited };
-}
-
-/**
- * The limit of one dimension as the definition sets it, for an API whose
- * window gauges are not in /metrics yet (Sluice registers them with the
- * API's first request).
- */
-function definedLimit(definition, env, dimension) {
-  const maxTps = definition.maxTps && typeof definition.maxTps === 'object' ? definition.maxTps : {};
-  const value = dimension === 'requests'
-    ? maxTps[env]
-    : (maxTps.tokenBasedThrottlingConfiguration || {})[`${env}${TOKEN_FIELD[dimension]}`];
-  return typeof value === 'number' ? value : null;
+  return { unit: maxTps[`${env}TimeUnit`] || 'SECOND', limits };
 }
 
 function tile(name, value, metric, env) {
@@ -89,7 +80,7 @@ export function trafficSection(content, loaded) {
 
   function drawEnvironment(env, metrics, now) {
     const card = cards[env];
-    const { unit, limited } = limitsOf(definition, env);
+    const { unit, limits } = limitsOf(definition, env);
     const endpoint = definition?.endpointConfig?.[`${env}_endpoints`]?.url;
     let windows = series[env];
     if (!windows || windows.unit !== unit) {
@@ -98,16 +89,14 @@ export function trafficSection(content, loaded) {
     }
     windows.add(now, metrics);
     const current = windows.windows[windows.windows.length - 1];
-    const limit = limited.requests
-      ? (metrics.limit.requests ?? definedLimit(definition, env, 'requests'))
-      : null;
+    const limit = limits.requests === null ? null : (metrics.limit.requests ?? limits.requests);
     const usage = metrics.usage.requests ?? 0;
     const label = `${ENV_LABEL[env]}: current ${unit.toLowerCase()} window from ${windowLabel(current.start, unit)} UTC, ${current.forwarded} forwarded and ${current.refused} refused since the view opened; ${limit === null ? 'no limit' : `limit ${limit}`}.`;
     const children = [
       h('h3', { id: `traffic-${env}-title` }, ENV_LABEL[env], ' ', h('span', { class: 'hint small' }, `· ${describeLimit(definition, env)}`)),
       endpoint ? null : h('p', { class: 'hint' }, `No ${env} endpoint: ${env} keys are refused before counting.`),
       h('div', { class: 'tiles' },
-        tile('used in this window', limited.requests ? `${formatCount(usage)} / ${formatCount(limit)}` : 'unlimited', 'window', env),
+        tile('used in this window', limit !== null ? `${formatCount(usage)} / ${formatCount(limit)}` : 'unlimited', 'window', env),
         tile('forwarded (total)', formatCount(metrics.forwarded ?? 0), 'forwarded', env),
         tile('refused (total)', formatCount(metrics.refused.requests ?? 0), 'refused', env)),
       h('div', { class: 'chart', id: `traffic-${env}-chart` }, windowChart({ windows: windows.windows, limit, unit, label })),
@@ -119,14 +108,14 @@ export function trafficSection(content, loaded) {
     ];
     if (ai) {
       const tokenTiles = TOKEN_DIMENSIONS.map((dimension) => tile(
-        `${TOKEN_LABEL[dimension].toLowerCase()} in this window${limited[dimension] ? '' : ' (no limit)'}`,
-        limited[dimension]
-          ? `${formatCount(metrics.usage[dimension] ?? 0)} / ${formatCount(metrics.limit[dimension] ?? definedLimit(definition, env, dimension) ?? 0)}`
+        `${TOKEN_LABEL[dimension].toLowerCase()} in this window${limits[dimension] !== null ? '' : ' (no limit)'}`,
+        limits[dimension] !== null
+          ? `${formatCount(metrics.usage[dimension] ?? 0)} / ${formatCount(metrics.limit[dimension] ?? limits[dimension])}`
           : formatCount(metrics.usage[dimension] ?? 0),
         dimension, env));
       const refusedByTokens = TOKEN_DIMENSIONS.reduce((sum, d) => sum + (metrics.refused[d] ?? 0), 0);
       tokenTiles.push(tile('refused by token limits (total)', formatCount(refusedByTokens), 'tokens-refused', env));
-      const main = TOKEN_DIMENSIONS.slice().reverse().find((d) => limited[d]) || 'total_tokens';
+      const main = TOKEN_DIMENSIONS.slice().reverse().find((d) => limits[d] !== null) || 'total_tokens';
       const tokenWindows = windows.windows.map((w) => ({
         start: w.start, partial: w.partial, forwarded: w.tokens[main]?.usage ?? 0, refused: 0,
       }));
@@ -135,7 +124,7 @@ export function trafficSection(content, loaded) {
         h('div', { class: 'tiles' }, tokenTiles),
         h('div', { class: 'chart', id: `traffic-${env}-tokens-chart` }, windowChart({
           windows: tokenWindows,
-          limit: limited[main] ? (metrics.limit[main] ?? null) : null,
+          limit: limits[main] === null ? null : (metrics.limit[main] ?? limits[main]),
           unit,
           what: TOKEN_LABEL[main].toLowerCase(),
           usedWord: 'used',
