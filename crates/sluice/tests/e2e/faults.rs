@@ -7,7 +7,9 @@
 
 use crate::common;
 
-use common::{ApiSpec, PublishedApi, Reply, Sluice, dead_endpoint, url_of, wait_until};
+use common::{
+    ApiSpec, PublishedApi, Reply, Sluice, dead_endpoint, silent_backend, url_of, wait_until,
+};
 use reqwest::Client;
 use serde_json::json;
 use sluice::mock_backend::{MockBackend, MockOptions};
@@ -20,21 +22,6 @@ use tokio::net::TcpListener;
 
 /// Requests sent to each faulty backend.
 const BURST: usize = 30;
-
-/// A backend that reads each request and never answers.
-async fn silent_backend() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buffer = [0u8; 4096];
-                while matches!(stream.read(&mut buffer).await, Ok(n) if n > 0) {}
-            });
-        }
-    });
-    addr
-}
 
 /// A backend that reads each request, then resets the connection (RST).
 async fn resetting_backend() -> SocketAddr {

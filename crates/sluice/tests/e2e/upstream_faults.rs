@@ -5,7 +5,7 @@
 
 use crate::common;
 
-use common::{ApiSpec, Sluice, url_of};
+use common::{ApiSpec, Sluice, silent_backend, url_of};
 use sluice_gateway::telemetry::names::{FORWARDED, REFUNDED};
 use sluice_limits::SystemClock;
 use std::net::SocketAddr;
@@ -22,21 +22,6 @@ async fn hanging_up_backend() -> SocketAddr {
         while let Ok((mut stream, _)) = listener.accept().await {
             let mut buffer = [0u8; 4096];
             let _ = stream.read(&mut buffer).await;
-        }
-    });
-    addr
-}
-
-/// A backend that reads each request and never answers.
-async fn silent_backend() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
-    let addr = listener.local_addr().expect("bound");
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buffer = [0u8; 4096];
-                while matches!(stream.read(&mut buffer).await, Ok(n) if n > 0) {}
-            });
         }
     });
     addr

@@ -86,6 +86,26 @@ pub(crate) fn dead_endpoint() -> SocketAddr {
     listener.local_addr().expect("bound address")
 }
 
+/// A backend that reads each request and never answers.
+pub(crate) async fn silent_backend() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    let addr = listener.local_addr().expect("bound address");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 4096];
+                while matches!(
+                    tokio::io::AsyncReadExt::read(&mut stream, &mut buffer).await,
+                    Ok(n) if n > 0
+                ) {}
+            });
+        }
+    });
+    addr
+}
+
 /// A running Sluice and clients for its admin API and gateway.
 pub(crate) struct Sluice {
     pub(crate) gateway_addr: SocketAddr,
