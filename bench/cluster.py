@@ -12,8 +12,9 @@ at LIMIT requests per SECOND, for each strategy:
 Then the same total load against one node counting locally. For each run it
 prints what the backend received per admission window, the utilization (the
 share of the limit forwarded over the full windows), the Redis calls per
-forwarded request (round trips from INFO commandstats: script calls,
-heartbeats included, not the commands the scripts run inside Redis) and the
+forwarded request over the run and with three and with four live nodes
+(round trips from INFO commandstats: script calls, heartbeats included, not
+the commands the scripts run inside Redis) and the
 requests/s the nodes answered (forwarded and throttled).
 """
 
@@ -235,18 +236,27 @@ def run_cluster(processes, work, postgres, redis, strategy):
     mock_before = windows(mock_port)
     started = time.monotonic()
     outputs = []
+    by_live_nodes = {}  # live nodes -> [Redis calls, forwarded requests]
     for loads in ({"A": 8, "B": 2}, {"A": 8, "C": 2}, {"A": 8, "C": 2, "D": 2}):
         if "D" in loads and "D" not in nodes:
             nodes["D"] = Node(processes, work, f"{strategy}-D", store, counters)
             wait_for("the API on node D", lambda: nodes["D"].serves(path))
+        calls_before, forwarded_before = redis.calls(), sum(windows(mock_port).values())
         runs = [wrk(nodes[n], c, path) for n, c in loads.items()]
         outputs += [run.communicate()[0] for run in runs]
+        phase = by_live_nodes.setdefault(len(nodes), [0, 0])
+        phase[0] += redis.calls() - calls_before
+        phase[1] += sum(windows(mock_port).values()) - forwarded_before
     seconds = time.monotonic() - started
     calls = redis.calls()
     counts = {w: c - mock_before.get(w, 0) for w, c in windows(mock_port).items()}
     counts = {w: c for w, c in counts.items() if c > 0}
     rate = report(f"{strategy}: 3 nodes, then 4, on one Redis", counts, calls,
                   answered(outputs), seconds)
+    for live, (phase_calls, forwarded) in sorted(by_live_nodes.items()):
+        if forwarded:
+            print(f"  with {live} live nodes: {phase_calls / forwarded:.3f} Redis calls "
+                  f"per forwarded request ({phase_calls} for {forwarded})")
     for node in nodes.values():
         processes.stop(node.process)
     processes.stop(mock)

@@ -308,13 +308,13 @@ async fn leased_admits_most_requests_without_a_redis_call_at_300_per_second() {
         "leased at 300/s offered: windows {per_window:?}; {steady_calls:.3} Redis script calls per forwarded request in windows {steady:?}, {all_calls:.3} from the nodes' start"
     );
     assert!(per_window.values().all(|n| *n <= 300));
-    // Three nodes: a window drained to its last request by claims of at most
-    // need + floor((300 - granted - need) / 6) takes 27 claims at best (a
-    // refill while Redis can grant two or more, then one claim per request
-    // for the last ones), plus three heartbeats: 30 calls, 0.1 per request,
-    // only if no claim is ever below its cap or refused.
+    // Three nodes: a window drained by claims of at most
+    // ceil((300 - granted) / 6) takes about 25 claims at best (the cap
+    // shrinks by a sixth per claim, then single units for the last few),
+    // plus three heartbeats: about 28 calls, 0.093 per request. The issue's
+    // goal is at most 0.1.
     assert!(
-        steady_calls <= 0.13,
+        steady_calls <= 0.1,
         "{steady_calls} calls per forwarded request"
     );
     assert!(all_calls <= 0.2, "{all_calls} calls per forwarded request");

@@ -10,7 +10,7 @@
 //! end. The next block is claimed in the background before the current one
 //! is empty, unless the block covers the node until then, or Redis could
 //! grant it no more than one request's worth: DESIGN section 6 caps a claim
-//! at `need + floor((limit - granted - need) / (2 * nodes))`, so near a
+//! at `need + ceil((limit - granted - need) / (2 * nodes))`, so near a
 //! window's end the claim a request makes for itself (need one) gets as much
 //! as a refill (need nothing) or more, for one round trip all the same.
 
@@ -54,7 +54,7 @@ pub(crate) struct LeaseState {
 /// window has `used` of `cap`, with `nodes` live nodes (the claim script's
 /// cap).
 pub(crate) fn claimable(cap: u64, used: u64, nodes: u64) -> u64 {
-    cap.saturating_sub(used) / (2 * nodes.max(1))
+    cap.saturating_sub(used).div_ceil(2 * nodes.max(1))
 }
 
 impl LeaseState {
@@ -465,11 +465,12 @@ mod tests {
     fn no_refill_is_claimed_when_redis_could_grant_one_request_at_most() {
         let limit = limit_of(300);
         let state = busy_node(240, lease(2));
-        // 289 of 300 used, three nodes: floor(11 / 6) = 1, which the next
-        // request's own claim gets too (1 + floor(10 / 6)).
-        assert_eq!(claimable(300, 289, 3), 1);
-        assert_eq!(state.refill(&limit, 1_500, &[289, 0, 0, 0], 3), None);
-        assert_eq!(claimable(300, 288, 3), 2);
-        assert!(state.refill(&limit, 1_500, &[288, 0, 0, 0], 3).is_some());
+        // 295 of 300 used, three nodes: ceil(5 / 6) = 1, which the next
+        // request's own claim gets too (1 + ceil(4 / 6)).
+        assert_eq!(claimable(300, 295, 3), 1);
+        assert_eq!(state.refill(&limit, 1_500, &[295, 0, 0, 0], 3), None);
+        assert_eq!(claimable(300, 294, 3), 1);
+        assert_eq!(claimable(300, 293, 3), 2);
+        assert!(state.refill(&limit, 1_500, &[293, 0, 0, 0], 3).is_some());
     }
 }

@@ -51,8 +51,9 @@ return {1, window, (window + 1) * unit, now, -1, used[1], used[2], used[3], used
 ///
 /// For each limited dimension: `need` is all-or-nothing (a reservation that
 /// does not fit the node's block claims exactly what is missing); `extra` is
-/// granted up to `floor((cap - granted - need) / (2 * nodes))`, so blocks
-/// shrink to single units as the budget runs out.
+/// granted up to `ceil((cap - granted - need) / (2 * nodes))`, so blocks
+/// shrink to single units as the budget runs out (and a last unit left is
+/// still granted whole).
 ///
 /// ARGV: unit ms, nodes, 4 caps (-1 unlimited), 4 needs, 4 extras.
 /// Returns `{granted (1/0), window, window_end_ms, now_ms, refused dimension
@@ -79,7 +80,7 @@ for i = 1, 4 do
     if need > left or (need == 0 and extra > 0 and left <= 0) then
       return {0, window, (window + 1) * unit, now, i - 1, 0, 0, 0, 0, used[1], used[2], used[3], used[4]}
     end
-    grant[i] = need + math.min(extra, math.floor((left - need) / (2 * nodes)))
+    grant[i] = need + math.min(extra, math.ceil((left - need) / (2 * nodes)))
   else
     grant[i] = need + extra
   end
