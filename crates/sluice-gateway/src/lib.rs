@@ -25,7 +25,7 @@ mod tokens;
 mod upstream;
 
 pub use complete::TrackedBody;
-pub use server::{AcceptSettings, ClientBody, ClientBodyError, serve};
+pub use server::{AcceptSettings, ClientBody, ClientBodyError, serve, serve_on_workers};
 pub use snapshot::{KeyEntry, SnapshotInput};
 pub use upstream::UpstreamSettings;
 
@@ -74,6 +74,9 @@ pub struct GatewaySettings {
     pub stream_idle_timeout: Duration,
     /// Largest AI request body read for token accounting (413 above).
     pub max_ai_request_bytes: usize,
+    /// Threads that serve client connections under `serve_on_workers`, each
+    /// with its own runtime and upstream pools (default: one per CPU core).
+    pub workers: usize,
 }
 
 impl Default for GatewaySettings {
@@ -87,8 +90,14 @@ impl Default for GatewaySettings {
             drain_timeout: Duration::from_secs(30),
             stream_idle_timeout: Duration::from_secs(60),
             max_ai_request_bytes: 10 * 1024 * 1024,
+            workers: cpu_cores(),
         }
     }
+}
+
+/// The CPU cores this process may run on (1 when that cannot be told).
+pub fn cpu_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 /// Usage of one (API, environment) in its current window.
@@ -133,7 +142,7 @@ impl Gateway {
             snapshot: ArcSwap::from_pointee(RoutingSnapshot::default()),
             counters,
             clock,
-            upstream: Upstream::new(&settings.upstream),
+            upstream: Upstream::new(&settings.upstream, settings.workers),
             latencies: Latencies::new(),
             settings,
             pepper,

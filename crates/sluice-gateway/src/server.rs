@@ -115,57 +115,155 @@ enum Stop {
 
 /// Accept connections on `listener` until `shutdown` resolves, then stop
 /// accepting and give in-flight requests up to the drain timeout to finish.
+/// Connections are served on the runtime this runs on.
 pub async fn serve(
     gateway: Arc<Gateway>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let accept = Arc::new(gateway.settings().accept.clone());
-    let builder = Arc::new(http_builder(&accept));
-    let connections = Connections::new(accept.max_connections);
-    let (stop, stopping) = watch::channel(Stop::Running);
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, remote) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors and the like: back off briefly.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let registered = tokio::select! {
-            registered = connections.register() => registered,
-            () = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let accepted = Accepted {
-            gateway: Arc::clone(&gateway),
-            accept: Arc::clone(&accept),
-            builder: Arc::clone(&builder),
-            remote,
-            stopping: stopping.clone(),
-        };
-        tokio::spawn(accepted.run(stream, registered));
+    let server = Server::new(gateway);
+    server.accept_until(listener, shutdown).await;
+    server.drain().await;
+    Ok(())
+}
+
+/// [`serve`] on the gateway's worker threads (`GatewaySettings::workers`),
+/// each running a
+/// single-threaded runtime that accepts from the one listener (whichever
+/// thread is free takes the next connection). A client connection, its
+/// requests and the upstream connections they use stay on one thread, as
+/// NGINX's workers do, instead of waking each other across threads.
+pub async fn serve_on_workers(
+    gateway: Arc<Gateway>,
+    listener: std::net::TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let workers = gateway.settings().workers;
+    let server = Arc::new(Server::new(gateway));
+    let (stop_accepting, accepting) = watch::channel(false);
+    let mut threads = Vec::with_capacity(workers);
+    for worker in 0..workers {
+        let (server, listener) = (Arc::clone(&server), listener.try_clone()?);
+        let mut accepting = accepting.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("sluice-gateway-{worker}"))
+            .spawn(move || -> std::io::Result<()> {
+                crate::upstream::enter_worker(worker);
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(async {
+                    let listener = TcpListener::from_std(listener)?;
+                    let stop = async {
+                        let _ = accepting.wait_for(|stop| *stop).await;
+                    };
+                    server.accept_until(listener, stop).await;
+                    // Serve what is open until it closes or the drain ends.
+                    server.drained().await;
+                    Ok(())
+                })
+            })?;
+        threads.push(thread);
     }
     drop(listener);
-    let _ = stop.send(Stop::Draining);
-    let drain = gateway.settings().drain_timeout;
-    if tokio::time::timeout(drain, connections.all_closed())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            ?drain,
-            "drain timeout reached; closing remaining connections"
-        );
-        let _ = stop.send(Stop::Closing);
+    shutdown.await;
+    let _ = stop_accepting.send(true);
+    server.drain().await;
+    let joined = tokio::task::spawn_blocking(move || {
+        threads
+            .into_iter()
+            .map(|thread| {
+                thread
+                    .join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("a gateway worker panicked")))
+            })
+            .collect::<std::io::Result<Vec<()>>>()
+    })
+    .await;
+    joined.map_err(std::io::Error::other)?.map(|_| ())
+}
+
+/// What the accept loops of one gateway listener share.
+struct Server {
+    gateway: Arc<Gateway>,
+    accept: Arc<AcceptSettings>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    connections: Arc<Connections>,
+    stop: watch::Sender<Stop>,
+}
+
+impl Server {
+    fn new(gateway: Arc<Gateway>) -> Self {
+        let accept = Arc::new(gateway.settings().accept.clone());
+        Self {
+            builder: Arc::new(http_builder(&accept)),
+            connections: Connections::new(accept.max_connections),
+            stop: watch::Sender::new(Stop::Running),
+            gateway,
+            accept,
+        }
     }
-    Ok(())
+
+    /// Accept connections on `listener`, each served by a task of the
+    /// current runtime, until `shutdown` resolves.
+    async fn accept_until(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, remote) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Out of file descriptors and the like: back off briefly.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let registered = tokio::select! {
+                registered = self.connections.register() => registered,
+                () = &mut shutdown => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let accepted = Accepted {
+                gateway: Arc::clone(&self.gateway),
+                accept: Arc::clone(&self.accept),
+                builder: Arc::clone(&self.builder),
+                remote,
+                stopping: self.stop.subscribe(),
+            };
+            tokio::spawn(accepted.run(stream, registered));
+        }
+    }
+
+    /// Tell every connection to finish its in-flight requests and close;
+    /// after the drain timeout, close the rest.
+    async fn drain(&self) {
+        let _ = self.stop.send(Stop::Draining);
+        let drain = self.gateway.settings().drain_timeout;
+        if tokio::time::timeout(drain, self.connections.all_closed())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                ?drain,
+                "drain timeout reached; closing remaining connections"
+            );
+            let _ = self.stop.send(Stop::Closing);
+        }
+    }
+
+    /// Resolves when every connection has closed, or the drain gave up on
+    /// the rest.
+    async fn drained(&self) {
+        let mut stop = self.stop.subscribe();
+        tokio::select! {
+            () = self.connections.all_closed() => {}
+            _ = stop.wait_for(|stop| *stop == Stop::Closing) => {}
+        }
+    }
 }
 
 fn http_builder(accept: &AcceptSettings) -> auto::Builder<TokioExecutor> {

@@ -5,6 +5,10 @@
 //! HTTPS endpoints are verified against [`UpstreamTrust`]. Endpoints that
 //! opted out of verification get their own pool, so a connection opened
 //! without verification is never reused for an endpoint that requires it.
+//!
+//! Each gateway worker thread has pools of its own, so that the upstream
+//! connections a request uses are served by the thread that serves its
+//! client; other threads (tests, a gateway served on one runtime) share one.
 
 use crate::server::ClientBody;
 use crate::tls::UpstreamTrust;
@@ -16,6 +20,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::cell::Cell;
 use std::time::Duration;
 
 /// Body of an upstream request: the client's streamed body, or one Sluice built.
@@ -65,20 +70,41 @@ pub(crate) enum UpstreamError {
 
 type PooledClient = Client<HttpsConnector<HttpConnector>, UpstreamBody>;
 
-/// The pooled clients: one for verified endpoints, one for those that opted
-/// out of verification.
-pub(crate) struct Upstream {
+thread_local! {
+    /// The pools of this thread: 0 outside gateway workers, `1 + n` on worker `n`.
+    static POOLS_INDEX: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Make this thread gateway worker `worker`: its upstream requests use that
+/// worker's pools.
+pub(crate) fn enter_worker(worker: usize) {
+    POOLS_INDEX.set(worker + 1);
+}
+
+/// One thread's pooled clients: one for verified endpoints, one for those
+/// that opted out of verification.
+struct Pools {
     verified: PooledClient,
     unverified: PooledClient,
+}
+
+/// The pooled clients of every worker.
+pub(crate) struct Upstream {
+    pools: Box<[Pools]>,
     first_byte_timeout: Duration,
 }
 
 impl Upstream {
-    pub(crate) fn new(settings: &UpstreamSettings) -> Self {
+    pub(crate) fn new(settings: &UpstreamSettings, workers: usize) -> Self {
         let (verified, unverified) = settings.trust.client_configs();
+        let pools = (0..=workers)
+            .map(|_| Pools {
+                verified: pooled_client(settings, verified.clone()),
+                unverified: pooled_client(settings, unverified.clone()),
+            })
+            .collect();
         Self {
-            verified: pooled_client(settings, verified),
-            unverified: pooled_client(settings, unverified),
+            pools,
             first_byte_timeout: settings.first_byte_timeout,
         }
     }
@@ -88,10 +114,11 @@ impl Upstream {
         &self,
         request: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, UpstreamError> {
+        let pools = &self.pools[POOLS_INDEX.get().min(self.pools.len() - 1)];
         let client = if request.extensions().get::<SkipTlsVerification>().is_some() {
-            &self.unverified
+            &pools.unverified
         } else {
-            &self.verified
+            &pools.verified
         };
         match tokio::time::timeout(self.first_byte_timeout, client.request(request)).await {
             Err(_) => Err(UpstreamError::Timeout),

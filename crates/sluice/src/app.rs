@@ -202,9 +202,10 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Run
     });
 
     let (shutdown, signal) = watch::channel(false);
-    let gateway_task = tokio::spawn(sluice_gateway::serve(
+    let gateway_task = tokio::spawn(sluice_gateway::serve_on_workers(
         Arc::clone(&gateway),
-        gateway_listener,
+        // The workers accept from it on runtimes of their own.
+        gateway_listener.into_std()?,
         wait_for(signal.clone()),
     ));
     let admin_task = tokio::spawn(sluice_admin::serve(
@@ -268,6 +269,7 @@ fn gateway_settings(config: &Config) -> GatewaySettings {
         drain_timeout: config.drain_timeout,
         stream_idle_timeout: config.stream_idle_timeout,
         max_ai_request_bytes: config.max_ai_request_bytes,
+        workers: config.workers,
     }
 }
 

@@ -13,6 +13,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// The most gateway worker threads a config may ask for.
+const MAX_WORKERS: usize = 256;
+
 mod listener;
 mod redis_tls;
 
@@ -54,6 +57,9 @@ pub struct Config {
     pub stream_idle_timeout: Duration,
     /// Largest AI request body read for token accounting.
     pub max_ai_request_bytes: usize,
+    /// Threads serving gateway connections, each with its own runtime and
+    /// upstream pools.
+    pub workers: usize,
     /// Log format.
     pub log_format: LogFormat,
     /// Log level filter (`info`, `sluice=debug`, ...).
@@ -166,6 +172,9 @@ struct RawGateway {
     /// Largest AI request body read for token accounting, in bytes (413
     /// above). Default 10 MiB.
     max_ai_request_bytes: usize,
+    /// Threads serving gateway connections; 0 (the default) is one per
+    /// CPU core.
+    workers: usize,
     /// While the gateway reads a request body, the longest a client may send
     /// nothing (408 after it). Default `30s`.
     #[serde(with = "humantime_serde")]
@@ -206,6 +215,7 @@ impl Default for RawGateway {
             admission_header: false,
             stream_idle_timeout: Duration::from_secs(60),
             max_ai_request_bytes: 10 * 1024 * 1024,
+            workers: 0,
             body_read_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             max_connections: 10_000,
@@ -492,6 +502,9 @@ impl Config {
                 bail!("{key}: must be more than 0");
             }
         }
+        if raw.gateway.workers > MAX_WORKERS {
+            bail!("gateway.workers: must be at most {MAX_WORKERS} (0 is one per CPU core)");
+        }
         tracing_subscriber::EnvFilter::try_new(&raw.log.level)
             .map_err(|e| anyhow::anyhow!("log.level: {e}"))?;
         Ok(Self {
@@ -510,6 +523,10 @@ impl Config {
             admission_header: raw.gateway.admission_header,
             stream_idle_timeout: raw.gateway.stream_idle_timeout,
             max_ai_request_bytes: raw.gateway.max_ai_request_bytes,
+            workers: match raw.gateway.workers {
+                0 => sluice_gateway::cpu_cores(),
+                workers => workers,
+            },
             log_format: raw.log.format,
             log_level: raw.log.level,
             access_log: raw.log.access_log,

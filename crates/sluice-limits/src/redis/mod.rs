@@ -94,6 +94,10 @@ type NodeBudget = (Arc<SharedBudget>, Arc<InFlight>);
 
 /// State shared by all budgets of one node.
 struct RedisShared {
+    /// The runtime the store was started on: claims and settlements run
+    /// there, not on the gateway worker whose request started them (which
+    /// may stop first on shutdown).
+    runtime: tokio::runtime::Handle,
     settings: RedisSettings,
     connection: Connection,
     breaker: Breaker,
@@ -145,6 +149,7 @@ impl RedisCounters {
     pub fn start(settings: RedisSettings, clock: Arc<dyn Clock>) -> Result<Self, RedisSetupError> {
         let connection = Connection::new(&settings).map_err(RedisSetupError)?;
         let shared = Arc::new(RedisShared {
+            runtime: tokio::runtime::Handle::current(),
             view: Mutex::new(NodeView {
                 nodes: settings.min_nodes.max(1),
                 rank: None,
@@ -583,7 +588,7 @@ impl SharedBudget {
                 LeaseStep::Claim { need, extra } => {
                     let (decided, decision) = oneshot::channel();
                     let claim = Arc::clone(self).claim(*limit, need, extra, Some((cost, decided)));
-                    tokio::spawn(claim);
+                    self.redis.runtime.spawn(claim);
                     return decision.await.ok().flatten();
                 }
             }
@@ -638,7 +643,9 @@ impl SharedBudget {
             && let Some(extra) = state.refill(limit, now, seen_used, nodes)
         {
             state.claim_in_flight = true;
-            tokio::spawn(Arc::clone(self).claim(*limit, [0; 4], extra, None));
+            self.redis
+                .runtime
+                .spawn(Arc::clone(self).claim(*limit, [0; 4], extra, None));
         }
         Some(Decision::Admitted(Admission {
             unit: limit.unit,
@@ -934,7 +941,7 @@ impl SharedBudget {
         self.note_settled(admission, actual);
         let key = self.key.clone();
         let admission = *admission;
-        tokio::spawn(async move {
+        redis.runtime.clone().spawn(async move {
             let call = redis.connection.settle(&key, &admission, actual);
             if !matches!(
                 tokio::time::timeout(Duration::from_secs(1), call).await,
