@@ -8,6 +8,7 @@
 mod body;
 mod connection;
 mod limits;
+mod workers;
 
 pub use body::{ClientBody, ClientBodyError};
 
@@ -34,6 +35,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use workers::Workers;
 
 /// Settings of the accept phase: how long and how much a client may send.
 #[derive(Debug, Clone)]
@@ -122,69 +124,39 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let server = Server::new(gateway);
-    server.accept_until(listener, shutdown).await;
+    server
+        .accept_until(listener, shutdown, |stream, remote, registered| {
+            server.spawn_connection(stream, remote, registered, ());
+        })
+        .await;
     server.drain().await;
     Ok(())
 }
 
-/// [`serve`] on the gateway's worker threads (`GatewaySettings::workers`),
-/// each running a
-/// single-threaded runtime that accepts from the one listener (whichever
-/// thread is free takes the next connection). A client connection, its
-/// requests and the upstream connections they use stay on one thread, as
-/// NGINX's workers do, instead of waking each other across threads.
+/// [`serve`] with the connections served on the gateway's worker threads
+/// (`GatewaySettings::workers`), each running a single-threaded runtime: this
+/// task accepts, and hands each connection to the worker with the fewest
+/// open. A client connection, its requests and the upstream connections they
+/// use then stay on one thread, as with NGINX's workers, instead of waking
+/// each other across threads.
 pub async fn serve_on_workers(
     gateway: Arc<Gateway>,
-    listener: std::net::TcpListener,
+    listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    listener.set_nonblocking(true)?;
-    let workers = gateway.settings().workers;
     let server = Arc::new(Server::new(gateway));
-    let (stop_accepting, accepting) = watch::channel(false);
-    let mut threads = Vec::with_capacity(workers);
-    for worker in 0..workers {
-        let (server, listener) = (Arc::clone(&server), listener.try_clone()?);
-        let mut accepting = accepting.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("sluice-gateway-{worker}"))
-            .spawn(move || -> std::io::Result<()> {
-                crate::upstream::enter_worker(worker);
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?;
-                runtime.block_on(async {
-                    let listener = TcpListener::from_std(listener)?;
-                    let stop = async {
-                        let _ = accepting.wait_for(|stop| *stop).await;
-                    };
-                    server.accept_until(listener, stop).await;
-                    // Serve what is open until it closes or the drain ends.
-                    server.drained().await;
-                    Ok(())
-                })
-            })?;
-        threads.push(thread);
-    }
-    drop(listener);
-    shutdown.await;
-    let _ = stop_accepting.send(true);
+    let workers = Workers::start(&server)?;
+    server
+        .accept_until(listener, shutdown, |stream, remote, registered| {
+            workers.hand_over(stream, remote, registered);
+        })
+        .await;
+    let running = workers.stop_handing_over();
     server.drain().await;
-    let joined = tokio::task::spawn_blocking(move || {
-        threads
-            .into_iter()
-            .map(|thread| {
-                thread
-                    .join()
-                    .unwrap_or_else(|_| Err(std::io::Error::other("a gateway worker panicked")))
-            })
-            .collect::<std::io::Result<Vec<()>>>()
-    })
-    .await;
-    joined.map_err(std::io::Error::other)?.map(|_| ())
+    running.join().await
 }
 
-/// What the accept loops of one gateway listener share.
+/// What serving one gateway listener takes, shared by its workers.
 struct Server {
     gateway: Arc<Gateway>,
     accept: Arc<AcceptSettings>,
@@ -205,9 +177,14 @@ impl Server {
         }
     }
 
-    /// Accept connections on `listener`, each served by a task of the
-    /// current runtime, until `shutdown` resolves.
-    async fn accept_until(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    /// Accept connections on `listener` and give each, registered, to
+    /// `serve`, until `shutdown` resolves.
+    async fn accept_until(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+        serve: impl Fn(TcpStream, SocketAddr, Registered),
+    ) {
         tokio::pin!(shutdown);
         loop {
             let (stream, remote) = tokio::select! {
@@ -227,15 +204,30 @@ impl Server {
                 () = &mut shutdown => break,
             };
             let _ = stream.set_nodelay(true);
-            let accepted = Accepted {
-                gateway: Arc::clone(&self.gateway),
-                accept: Arc::clone(&self.accept),
-                builder: Arc::clone(&self.builder),
-                remote,
-                stopping: self.stop.subscribe(),
-            };
-            tokio::spawn(accepted.run(stream, registered));
+            serve(stream, remote, registered);
         }
+    }
+
+    /// Serve one accepted connection on a task of the current runtime,
+    /// holding `held` until it ends.
+    fn spawn_connection(
+        &self,
+        stream: TcpStream,
+        remote: SocketAddr,
+        registered: Registered,
+        held: impl Send + 'static,
+    ) {
+        let accepted = Accepted {
+            gateway: Arc::clone(&self.gateway),
+            accept: Arc::clone(&self.accept),
+            builder: Arc::clone(&self.builder),
+            remote,
+            stopping: self.stop.subscribe(),
+        };
+        tokio::spawn(async move {
+            accepted.run(stream, registered).await;
+            drop(held);
+        });
     }
 
     /// Tell every connection to finish its in-flight requests and close;

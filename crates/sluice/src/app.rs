@@ -204,8 +204,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Run
     let (shutdown, signal) = watch::channel(false);
     let gateway_task = tokio::spawn(sluice_gateway::serve_on_workers(
         Arc::clone(&gateway),
-        // The workers accept from it on runtimes of their own.
-        gateway_listener.into_std()?,
+        gateway_listener,
         wait_for(signal.clone()),
     ));
     let admin_task = tokio::spawn(sluice_admin::serve(
