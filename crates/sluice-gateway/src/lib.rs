@@ -4,7 +4,8 @@
 //! section 4, one module each: [`route`] (match `/{context}/{version}`),
 //! `auth` (Sluice key, subscription, environment), `admit` (Maximum Backend
 //! Throughput), `forward` (the upstream request), `upstream` (the pooled
-//! client) and `complete` (access log, in-flight release). It reads an
+//! client, whose response bodies are read a little ahead by `read_ahead`)
+//! and `complete` (access log, in-flight release). It reads an
 //! immutable routing snapshot swapped whole by [`Gateway::publish`]; nothing on
 //! the request path waits on a lock an admin write can hold.
 
@@ -16,6 +17,7 @@ mod complete;
 mod cors;
 mod fault;
 mod forward;
+mod read_ahead;
 pub mod route;
 mod server;
 mod snapshot;
@@ -25,6 +27,7 @@ mod tokens;
 mod upstream;
 
 pub use complete::TrackedBody;
+pub use read_ahead::ReadAhead;
 pub use server::{AcceptSettings, ClientBody, ClientBodyError, serve, serve_on_workers};
 pub use snapshot::{KeyEntry, SnapshotInput};
 pub use upstream::UpstreamSettings;
@@ -40,7 +43,6 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
-use hyper::body::Incoming;
 use sluice_ai::{Operation, UsageChunkFilter, UsageExtractor};
 use sluice_core::{ApiDefinition, Dimension, Environment, RejectStatus};
 use sluice_limits::Cost;
@@ -51,7 +53,7 @@ use std::time::{Duration, Instant};
 
 /// The body of every gateway response: the backend's, streamed, or one the
 /// gateway wrote.
-pub type GatewayBody = Either<TrackedBody<Incoming>, Full<Bytes>>;
+pub type GatewayBody = Either<TrackedBody<ReadAhead>, Full<Bytes>>;
 
 /// Settings of the data plane.
 #[derive(Debug, Clone)]

@@ -10,12 +10,12 @@
 //! connections a request uses are served by the thread that serves its
 //! client; other threads (tests, a gateway served on one runtime) share one.
 
+use crate::read_ahead::ReadAhead;
 use crate::server::ClientBody;
 use crate::tls::UpstreamTrust;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -113,7 +113,7 @@ impl Upstream {
     pub(crate) async fn send(
         &self,
         request: Request<UpstreamBody>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<Response<ReadAhead>, UpstreamError> {
         let pools = &self.pools[POOLS_INDEX.get().min(self.pools.len() - 1)];
         let client = if request.extensions().get::<SkipTlsVerification>().is_some() {
             &pools.unverified
@@ -122,7 +122,10 @@ impl Upstream {
         };
         match tokio::time::timeout(self.first_byte_timeout, client.request(request)).await {
             Err(_) => Err(UpstreamError::Timeout),
-            Ok(Ok(response)) => Ok(response),
+            Ok(Ok(response)) => {
+                let (parts, body) = response.into_parts();
+                Ok(Response::from_parts(parts, ReadAhead::read(body).await))
+            }
             Ok(Err(error)) if error.is_connect() => {
                 tracing::debug!(%error, "upstream connect failed");
                 Err(UpstreamError::NotSent)

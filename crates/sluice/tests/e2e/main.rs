@@ -24,6 +24,7 @@ mod lifecycle;
 mod live_changes;
 mod metrics;
 mod refund;
+mod responses;
 mod routing_and_auth;
 mod secrets_in_logs;
 mod shadow;
