@@ -84,6 +84,8 @@ impl Due {
 #[derive(Debug)]
 pub(super) struct ConnState {
     inner: Mutex<Inner>,
+    /// Woken when a head starts on an idle connection, or when the
+    /// registry evicts the connection.
     changed: Notify,
     evict: AtomicBool,
 }
@@ -125,7 +127,6 @@ impl ConnState {
                 // as long as any idle connection's next one.
                 if let Phase::AwaitingHead(_) = inner.phase {
                     inner.phase = Phase::Idle(Instant::now());
-                    self.changed.notify_one();
                 }
                 return;
             }
@@ -136,6 +137,7 @@ impl ConnState {
             && let Phase::Idle(_) = inner.phase
         {
             inner.phase = Phase::AwaitingHead(Instant::now());
+            // The only change that brings the deadline closer.
             self.changed.notify_one();
         }
     }
@@ -148,7 +150,6 @@ impl ConnState {
             Phase::Busy(requests) => Phase::Busy(requests + 1),
             Phase::AwaitingHead(_) | Phase::Idle(_) => Phase::Busy(1),
         };
-        self.changed.notify_one();
         RequestGuard {
             state: Arc::clone(self),
         }
@@ -160,7 +161,6 @@ impl ConnState {
             Phase::Busy(requests) if requests > 1 => Phase::Busy(requests - 1),
             _ => Phase::Idle(Instant::now()),
         };
-        self.changed.notify_one();
     }
 
     /// Since when the connection has had no request in progress, if it has none.
@@ -172,30 +172,38 @@ impl ConnState {
     }
 
     /// Wait until the connection must end, and say why.
+    ///
+    /// It sleeps until the deadline of the phase it saw, then looks again.
+    /// Only the start of a head on an idle connection (which brings the
+    /// deadline closer) and an eviction wake it earlier: a request's start
+    /// and end only move the deadline later, and waking for them would
+    /// cost every request two polls of its connection and two timers. A
+    /// busy connection is looked at every `min(header_read, idle)`.
     pub(super) async fn due(&self, header_read: Duration, idle: Duration) -> Due {
         loop {
-            let notified = self.changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
             let phase = self.inner.lock().phase;
             let (deadline, due) = match phase {
                 Phase::Busy(_) => {
                     // A busy connection is never evicted; the registry picks another.
                     self.evict.store(false, Ordering::Relaxed);
-                    notified.await;
-                    continue;
+                    (Instant::now() + header_read.min(idle), None)
                 }
-                Phase::AwaitingHead(since) => (since + header_read, Due::HeaderTimeout),
-                Phase::Idle(since) => (since + idle, Due::IdleTimeout),
+                Phase::AwaitingHead(since) => (since + header_read, Some(Due::HeaderTimeout)),
+                Phase::Idle(since) => (since + idle, Some(Due::IdleTimeout)),
             };
-            if self.evict.load(Ordering::Relaxed) {
-                return Due::Evicted;
-            }
-            if Instant::now() >= deadline {
-                return due;
+            if let Some(due) = due {
+                if self.evict.load(Ordering::Relaxed) {
+                    return Due::Evicted;
+                }
+                if Instant::now() >= deadline {
+                    return due;
+                }
             }
             tokio::select! {
-                () = &mut notified => {}
+                () = &mut changed => {}
                 () = tokio::time::sleep_until(deadline) => {}
             }
         }
@@ -414,6 +422,41 @@ mod tests {
 
         state.received(b"GET / HTTP/1.1\r\n");
         assert_eq!(due_after(&state).await, (Due::HeaderTimeout, HEADER));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_head_that_starts_while_an_idle_connection_is_watched_is_timed_from_its_start() {
+        let state = Arc::new(ConnState::new(Instant::now()));
+        state.received(b"GET / HTTP/1.1\r\n");
+        drop(state.request_started());
+        let waiter = tokio::spawn({
+            let state = Arc::clone(&state);
+            async move { due_after(&state).await }
+        });
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        state.received(b"GET / HT");
+        assert_eq!(
+            waiter.await.unwrap(),
+            (Due::HeaderTimeout, Duration::from_secs(5) + HEADER)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_served_while_the_connection_is_watched_times_its_idleness_from_its_end() {
+        let state = Arc::new(ConnState::new(Instant::now()));
+        let waiter = tokio::spawn({
+            let state = Arc::clone(&state);
+            async move { due_after(&state).await }
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        state.received(b"GET / HTTP/1.1\r\n\r\n");
+        let guard = state.request_started();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        drop(guard);
+        assert_eq!(
+            waiter.await.unwrap(),
+            (Due::IdleTimeout, Duration::from_secs(3) + IDLE)
+        );
     }
 
     #[tokio::test(start_paused = true)]
