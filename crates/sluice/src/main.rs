@@ -9,11 +9,6 @@ use sluice::mock_backend::{MockBackend, MockOptions};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// mimalloc: per-thread free lists suit the gateway's short-lived
-/// per-request allocations better than glibc's allocator (docs/benchmarks.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Sluice: an API gateway that protects backends with a Maximum Backend Throughput.
 #[derive(Parser)]
 #[command(name = "sluice", version)]
