@@ -2,9 +2,16 @@
 //! body, and the extra headers. Each failure kind maps to one status here.
 
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header};
+use http::{HeaderName, HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 use sluice_core::{Dimension, ErrorFormat};
+use std::sync::LazyLock;
+
+const RETRY_AFTER_MS: HeaderName = HeaderName::from_static("retry-after-ms");
+const SHOULD_RETRY: HeaderName = HeaderName::from_static("x-should-retry");
+const LIMIT_DIMENSION: HeaderName = HeaderName::from_static("x-sluice-limit-dimension");
+const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
 /// Why the gateway answered instead of the backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,9 +200,9 @@ impl Fault {
         {
             let mut response = shaped_response(*format, status, code, message, &description, false);
             let headers = response.headers_mut();
-            headers.insert("x-should-retry", HeaderValue::from_static("false"));
+            headers.insert(SHOULD_RETRY, HeaderValue::from_static("false"));
             headers.insert(
-                "x-sluice-limit-dimension",
+                LIMIT_DIMENSION,
                 HeaderValue::from_static(dimension.as_str()),
             );
             return response;
@@ -205,10 +212,10 @@ impl Fault {
             let headers = response.headers_mut();
             if *retryable {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                headers.insert("retry-after-ms", HeaderValue::from_static("100"));
+                headers.insert(RETRY_AFTER_MS, HeaderValue::from_static("100"));
             }
             headers.insert(
-                "x-should-retry",
+                SHOULD_RETRY,
                 HeaderValue::from_static(if *retryable { "true" } else { "false" }),
             );
         }
@@ -244,34 +251,52 @@ impl Throttled {
     /// IETF `RateLimit-Policy` / `RateLimit` fields
     /// (draft-ietf-httpapi-ratelimit-headers-10).
     pub(crate) fn response(&self) -> Response<Full<Bytes>> {
-        let mut response = shaped_response(
-            self.format,
-            self.status,
-            900801,
-            "API Limit Reached",
-            "API not accepting requests",
-            true,
-        );
+        // The same for every throttled request: rendered once per format.
+        static BODIES: LazyLock<[(Bytes, HeaderValue); 3]> = LazyLock::new(|| {
+            [
+                ErrorFormat::Wso2,
+                ErrorFormat::OpenAi,
+                ErrorFormat::Anthropic,
+            ]
+            .map(|format| {
+                shaped_body(
+                    format,
+                    900801,
+                    "API Limit Reached",
+                    "API not accepting requests",
+                    true,
+                )
+            })
+        });
+        let (body, content_type) = BODIES[match self.format {
+            ErrorFormat::Wso2 => 0,
+            ErrorFormat::OpenAi => 1,
+            ErrorFormat::Anthropic => 2,
+        }]
+        .clone();
+        let mut response = Response::new(Full::new(body));
+        *response.status_mut() = self.status;
         let retry_after_s = self.retry_after_ms.div_ceil(1_000).max(1);
         let policy = match self.dimension {
             Some(dimension) => dimension.as_str(),
             None => "in_flight",
         };
         let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, content_type);
         headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
-        headers.insert("retry-after-ms", HeaderValue::from(self.retry_after_ms));
-        headers.insert("x-should-retry", HeaderValue::from_static("true"));
-        headers.insert("x-sluice-limit-dimension", HeaderValue::from_static(policy));
+        headers.insert(RETRY_AFTER_MS, HeaderValue::from(self.retry_after_ms));
+        headers.insert(SHOULD_RETRY, HeaderValue::from_static("true"));
+        headers.insert(LIMIT_DIMENSION, HeaderValue::from_static(policy));
         if let Ok(value) = HeaderValue::from_str(&format!(
             "\"backend-{policy}\";q={};w={}",
             self.limit, self.window_seconds
         )) {
-            headers.insert("ratelimit-policy", value);
+            headers.insert(RATELIMIT_POLICY, value);
         }
         if let Ok(value) =
             HeaderValue::from_str(&format!("\"backend-{policy}\";r=0;t={retry_after_s}"))
         {
-            headers.insert("ratelimit", value);
+            headers.insert(RATELIMIT, value);
         }
         response
     }
@@ -288,9 +313,26 @@ fn shaped_response(
     description: &str,
     throttled: bool,
 ) -> Response<Full<Bytes>> {
+    let (body, content_type) = shaped_body(format, code, message, description, throttled);
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, content_type);
+    response
+}
+
+/// The body and content type of [`shaped_response`].
+fn shaped_body(
+    format: ErrorFormat,
+    code: u32,
+    message: &str,
+    description: &str,
+    throttled: bool,
+) -> (Bytes, HeaderValue) {
     let text = format!("{message}: {description}");
     let body = match format {
-        ErrorFormat::Wso2 => return fault_response(status, code, message, description),
+        ErrorFormat::Wso2 => return wso2_body(code, message, description),
         ErrorFormat::OpenAi => serde_json::json!({"error": {
             "message": text,
             "type": if throttled { "requests" } else { "invalid_request_error" },
@@ -302,13 +344,10 @@ fn shaped_response(
             "message": text,
         }}),
     };
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
+    (
+        Bytes::from(body.to_string()),
         HeaderValue::from_static("application/json"),
-    );
-    response
+    )
 }
 
 fn fault_response(
@@ -317,16 +356,24 @@ fn fault_response(
     message: &str,
     description: &str,
 ) -> Response<Full<Bytes>> {
+    let (body, content_type) = wso2_body(code, message, description);
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, content_type);
+    response
+}
+
+/// WSO2's fault body and its content type.
+fn wso2_body(code: u32, message: &str, description: &str) -> (Bytes, HeaderValue) {
     let body = serde_json::json!({
         "fault": {"code": code, "message": message, "description": description}
     });
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
+    (
+        Bytes::from(body.to_string()),
         HeaderValue::from_static("application/json; charset=UTF-8"),
-    );
-    response
+    )
 }
 
 #[cfg(test)]

@@ -23,6 +23,13 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::UPGRADE,
 ];
 
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// The request id Sluice forwards and answers with.
+pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_SLUICE_ADMISSION: HeaderName = HeaderName::from_static("x-sluice-admission");
+
 /// Client auth headers that endpoint credentials replace.
 const CLIENT_AUTH: [&str; 5] = [
     "authorization",
@@ -77,19 +84,13 @@ pub(crate) fn prepare<B>(
     }
     headers.insert(header::HOST, target.host.clone());
     append_forwarded_for(headers, context.remote);
-    headers.insert(
-        HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static(proto),
-    );
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     if let Some(host) = original_host {
-        headers.insert(HeaderName::from_static("x-forwarded-host"), host);
+        headers.insert(X_FORWARDED_HOST, host);
     }
-    headers.insert(
-        HeaderName::from_static("x-request-id"),
-        context.request_id.clone(),
-    );
+    headers.insert(X_REQUEST_ID, context.request_id.clone());
     if let Some(stamp) = context.admission_stamp {
-        headers.insert(HeaderName::from_static("x-sluice-admission"), stamp);
+        headers.insert(X_SLUICE_ADMISSION, stamp);
     }
     Ok(())
 }
@@ -109,7 +110,7 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 fn append_forwarded_for(headers: &mut HeaderMap, remote: SocketAddr) {
-    let name = HeaderName::from_static("x-forwarded-for");
+    let name = X_FORWARDED_FOR;
     let ip = remote.ip().to_string();
     let value = match headers.get(&name).and_then(|v| v.to_str().ok()) {
         Some(previous) if !previous.is_empty() => format!("{previous}, {ip}"),

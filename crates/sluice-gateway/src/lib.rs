@@ -520,7 +520,7 @@ impl Gateway {
                         model: plan.model,
                     });
                 }
-                parts.headers.insert("x-request-id", request_id);
+                parts.headers.insert(forward::X_REQUEST_ID, request_id);
                 Response::from_parts(
                     parts,
                     Either::Left(TrackedBody::new(
@@ -608,7 +608,9 @@ fn finish(
     let (mut parts, body) = response.into_parts();
     completion.status = parts.status.as_u16();
     completion.finished = true;
-    parts.headers.insert("x-request-id", request_id.clone());
+    parts
+        .headers
+        .insert(forward::X_REQUEST_ID, request_id.clone());
     drop(completion);
     Response::from_parts(parts, Either::Right(body))
 }
