@@ -377,7 +377,7 @@ echo "machine: $CORES cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2
 SLUICE_VERSION="$BIN"
 [ -z "${SLUICE_BIN:-}" ] && SLUICE_VERSION="$BIN built from $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD 2>/dev/null || echo ' with local changes')"
 echo "versions: $(nginx -v 2>&1 | sed 's/.*: //'), $(haproxy -v | head -1 | cut -d' ' -f1-3), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), redis $(redis-server --version | grep -oE 'v=[^ ]+' | cut -d= -f2), sluice: $SLUICE_VERSION"
-echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s per case, $ROUNDS rounds; nginx $CORES workers, haproxy $CORES threads, Sluice $CORES runtime workers"
+echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s per case, $ROUNDS rounds; nginx $CORES workers, haproxy $CORES threads, Sluice $CORES gateway workers"
 if awk -v l="${LOAD_START%% *}" -v c="$CORES" 'BEGIN {exit !(l > c / 2)}'; then
   echo "warning: load average ${LOAD_START%% *} when the script started: other work competes for the $CORES cores, figures will be noisy"
 fi

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# What one proxied request costs Sluice: starts the mock backend and Sluice
+# on 127.0.0.1, publishes one API with a key and a limit, loads it with wrk
+# and prints requests/s, Sluice's and the mock's CPU time per request
+# (utime + stime from /proc), and Sluice's system calls and context switches
+# per request (perf stat). With --record, also a perf profile (call graphs)
+# and its top entries; with --strace, the system calls of a few requests on
+# one connection.
+#
+# Usage: bench/profile.sh [--limit N] [--duration S] [--record] [--strace]
+#   --limit N      the API's production limit per SECOND (default 10^9, which
+#                  never triggers; 1000 makes most answers refusals)
+#   --duration S   seconds of measured load (default 8), after 2 s of warm-up
+#   --record       perf record -g of Sluice during the load; keeps perf.data
+#   --strace       strace of Sluice under one wrk connection for one second
+#   SLUICE_BIN=path  use a built binary instead of `cargo build --release`
+# Everything runs on 127.0.0.1; nothing is left running afterwards. The raw
+# files stay in the directory printed at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+LIMIT=1000000000
+DURATION=8
+RECORD=
+STRACE=
+while [ $# -gt 0 ]; do
+  case $1 in
+    --limit) LIMIT=$2; shift 2 ;;
+    --duration) DURATION=$2; shift 2 ;;
+    --record) RECORD=1; shift ;;
+    --strace) STRACE=1; shift ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y wrk >/dev/null; }
+command -v perf >/dev/null || apt-get install -y linux-perf >/dev/null
+[ -z "$STRACE" ] || command -v strace >/dev/null || apt-get install -y strace >/dev/null
+if [ -z "${SLUICE_BIN:-}" ]; then
+  cargo build --release --quiet --bin sluice
+fi
+BIN=${SLUICE_BIN:-target/release/sluice}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+MOCK_PORT=$(free_port); GATEWAY_PORT=$(free_port); ADMIN_PORT=$(free_port)
+PASSWORD=profile-password
+WORK=$(mktemp -d /tmp/sluice-profile.XXXXXX)
+PIDS=()
+cleanup() { kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+"$BIN" mock-backend --listen "127.0.0.1:$MOCK_PORT" >"$WORK/mock.log" 2>&1 & PIDS+=($!)
+MOCK_PID=$!
+cat > "$WORK/sluice.toml" <<TOML
+[gateway]
+listen = "127.0.0.1:$GATEWAY_PORT"
+drain_timeout = "1s"
+[admin]
+listen = "127.0.0.1:$ADMIN_PORT"
+[store]
+url = "sqlite://$WORK/sluice.db"
+[log]
+access_log = false
+level = "warn"
+TOML
+SLUICE_ADMIN_PASSWORD=$PASSWORD "$BIN" serve --config "$WORK/sluice.toml" >"$WORK/sluice.log" 2>&1 & PIDS+=($!)
+SLUICE_PID=$!
+for _ in $(seq 600); do curl -sf "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null && break; sleep 0.1; done
+
+admin() { # method path [json]
+  curl -sf -u "admin:$PASSWORD" -H 'content-type: application/json' -X "$1" \
+    "http://127.0.0.1:$ADMIN_PORT$2" ${3:+-d "$3"}
+}
+field() { python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"; }
+API=$(admin POST /api/am/publisher/v4/apis "{\"name\": \"profiled\", \"context\": \"/profiled\",
+  \"version\": \"v1\", \"endpointConfig\": {\"endpoint_type\": \"http\",
+  \"production_endpoints\": {\"url\": \"http://127.0.0.1:$MOCK_PORT\"}},
+  \"maxTps\": {\"production\": $LIMIT, \"productionTimeUnit\": \"SECOND\"}}" | field id)
+APP=$(admin POST /api/am/devportal/v3/applications '{"name": "profile"}' | field applicationId)
+admin POST /api/am/devportal/v3/subscriptions \
+  "{\"apiId\": \"$API\", \"applicationId\": \"$APP\", \"throttlingPolicy\": \"Unlimited\"}" >/dev/null
+KEY=$(admin POST "/api/am/devportal/v3/applications/$APP/api-keys/PRODUCTION/generate" \
+  '{"validityPeriod": -1}' | field apikey)
+URL="http://127.0.0.1:$GATEWAY_PORT/profiled/v1/x"
+for _ in $(seq 100); do
+  [ "$(curl -s -o /dev/null -w '%{http_code}' -H "apikey: $KEY" "$URL")" = 200 ] && break
+  sleep 0.1
+done
+
+wrk -t2 -c64 -d2s -H "apikey: $KEY" "$URL" >/dev/null
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+sluice_before=$(cpu_ticks "$SLUICE_PID"); mock_before=$(cpu_ticks "$MOCK_PID")
+if [ -n "$RECORD" ]; then
+  perf record -F 1999 -g -p "$SLUICE_PID" -o "$WORK/perf.data" -- sleep "$DURATION" >/dev/null 2>&1 &
+else
+  perf stat -e raw_syscalls:sys_enter,context-switches -p "$SLUICE_PID" -o "$WORK/stat.txt" \
+    -- sleep "$DURATION" &
+fi
+PERF=$!
+wrk -t2 -c64 -d"${DURATION}s" -H "apikey: $KEY" "$URL" >"$WORK/wrk.txt"
+sluice_after=$(cpu_ticks "$SLUICE_PID"); mock_after=$(cpu_ticks "$MOCK_PID")
+wait "$PERF" || true
+
+REQUESTS=$(grep -oE '^ *[0-9]+ requests' "$WORK/wrk.txt" | grep -oE '[0-9]+')
+TICK=$(getconf CLK_TCK)
+echo "limit $LIMIT/SECOND, wrk -t2 -c64 -d${DURATION}s: $REQUESTS requests, $(grep -oE 'Requests/sec: +[0-9.]+' "$WORK/wrk.txt")"
+python3 - "$REQUESTS" "$TICK" "$sluice_before" "$sluice_after" "$mock_before" "$mock_after" <<'PY'
+import sys
+requests, tick, sb, sa, mb, ma = (float(x) for x in sys.argv[1:])
+per = lambda ticks: ticks / tick * 1e6 / requests
+print(f"CPU time per request: Sluice {per(sa - sb):.1f} us, mock backend {per(ma - mb):.1f} us")
+PY
+if [ -z "$RECORD" ]; then
+  python3 - "$REQUESTS" "$WORK/stat.txt" <<'PY'
+import re, sys
+requests = float(sys.argv[1])
+text = open(sys.argv[2]).read()
+count = lambda event: float(re.search(r"([\d,]+)\s+" + event, text).group(1).replace(",", ""))
+print(f"per request: {count('raw_syscalls:sys_enter') / requests:.2f} system calls, "
+      f"{count('context-switches') / requests:.2f} context switches")
+PY
+else
+  perf report -i "$WORK/perf.data" --no-children --sort dso,symbol --stdio -g none 2>/dev/null \
+    | grep '%' | head -30 | cut -c1-120
+fi
+if [ -n "$STRACE" ]; then
+  timeout 2 strace -f -p "$SLUICE_PID" -o "$WORK/strace.txt" 2>/dev/null &
+  STRACE_PID=$!
+  sleep 0.5
+  wrk -t1 -c1 -d1s -H "apikey: $KEY" "$URL" >/dev/null
+  wait "$STRACE_PID" || true
+  echo "system calls of one connection's requests (strace, 1 s):"
+  awk '{print $2}' "$WORK/strace.txt" | cut -d'(' -f1 | sort | uniq -c | sort -rn | head -6
+fi
+echo "raw files: $WORK"
