@@ -577,6 +577,18 @@ mod tests {
     }
 
     #[test]
+    fn gateway_workers_default_to_one_per_core_and_are_bounded() {
+        assert_eq!(
+            Config::parse("").unwrap().workers,
+            sluice_gateway::cpu_cores()
+        );
+        let three = Config::parse("[gateway]\nworkers = 3").unwrap();
+        assert_eq!(three.workers, 3);
+        let error = Config::parse("[gateway]\nworkers = 1000").unwrap_err();
+        assert!(error.to_string().starts_with("gateway.workers:"), "{error}");
+    }
+
+    #[test]
     fn reads_every_section() {
         let config = Config::parse(
             r#"
