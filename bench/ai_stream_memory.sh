@@ -16,6 +16,7 @@
 # Everything runs on 127.0.0.1; nothing is left running afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 
 TOKENS="${1:-300000}"
 RATE="${2:-10M}"
@@ -50,24 +51,22 @@ SLUICE_PID=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$ADMIN_PORT/healthz" >/dev/null && break; sleep 0.1; done
 
 admin() { curl -sf -u "admin:$PASSWORD" -H 'content-type: application/json' "$@"; }
-json_field() { python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"; }
 API=$(admin -X POST "http://127.0.0.1:$ADMIN_PORT/api/am/publisher/v4/apis" -d "{
   \"name\": \"stream\", \"context\": \"/stream\", \"version\": \"v1\",
   \"endpointConfig\": {\"endpoint_type\": \"http\",
     \"production_endpoints\": {\"url\": \"http://127.0.0.1:$MOCK_PORT\"}},
   \"subtypeConfiguration\": {\"subtype\": \"AIAPI\", \"configuration\": {\"llmProviderName\": \"OpenAI\"}},
   \"maxTps\": {\"productionTimeUnit\": \"HOUR\", \"tokenBasedThrottlingConfiguration\": {
-    \"isTokenBasedThrottlingEnabled\": true, \"productionMaxTotalTokenCount\": 1000000000}}}" | json_field id)
-APP=$(admin -X POST "http://127.0.0.1:$ADMIN_PORT/api/am/devportal/v3/applications" -d '{"name":"bench"}' | json_field applicationId)
+    \"isTokenBasedThrottlingEnabled\": true, \"productionMaxTotalTokenCount\": 1000000000}}}" | field id)
+APP=$(admin -X POST "http://127.0.0.1:$ADMIN_PORT/api/am/devportal/v3/applications" -d '{"name":"bench"}' | field applicationId)
 admin -X POST "http://127.0.0.1:$ADMIN_PORT/api/am/devportal/v3/subscriptions" \
   -d "{\"apiId\":\"$API\",\"applicationId\":\"$APP\",\"throttlingPolicy\":\"Unlimited\"}" >/dev/null
 KEY=$(admin -X POST "http://127.0.0.1:$ADMIN_PORT/api/am/devportal/v3/applications/$APP/api-keys/PRODUCTION/generate" \
-  -d '{"validityPeriod":-1}' | json_field apikey)
+  -d '{"validityPeriod":-1}' | field apikey)
 
 # A streamed chat completion that does not ask for usage: the gateway adds
 # `include_usage`, counts the usage chunk and hides it from the client.
 BODY="{\"model\":\"gpt-bench\",\"stream\":true,\"max_tokens\":$TOKENS,\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a very long story.\"}]}"
-rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$SLUICE_PID/status"; }
 mb() { awk -v kb="$1" 'BEGIN {printf "%.1f MB", kb / 1024}'; }
 
 # The reference: the same request straight to the mock.
@@ -77,24 +76,24 @@ EXPECTED=$(curl -s -H 'content-type: application/json' -d "$BODY" \
 stream_through() { # label [curl options...]
   local label="$1"; shift
   local before peak=0 received sample after
-  before=$(rss_kb)
+  before=$(rss_kb "$SLUICE_PID")
   curl -s "$@" -H "Authorization: Bearer $KEY" -H 'content-type: application/json' -d "$BODY" \
     "http://127.0.0.1:$GATEWAY_PORT/stream/v1/chat/completions" -o "$WORK/received" &
   local client=$!
   while kill -0 "$client" 2>/dev/null; do
-    sample=$(rss_kb); [ "$sample" -gt "$peak" ] && peak=$sample
+    sample=$(rss_kb "$SLUICE_PID"); [ "$sample" -gt "$peak" ] && peak=$sample
     sleep 0.05
   done
   wait "$client"
   received=$(wc -c < "$WORK/received")
   sleep 0.2
-  after=$(rss_kb)
+  after=$(rss_kb "$SLUICE_PID")
   printf '%-22s %12s %14s %14s %14s %10s\n' "$label" "$received" "$(mb "$before")" "$(mb "$peak")" "$(mb "$after")" \
     "$([ "$received" -eq "$EXPECTED" ] && echo complete || echo SHORT)"
 }
 
 echo "stream of $TOKENS tokens: the mock sends $EXPECTED bytes ($(awk -v b="$EXPECTED" 'BEGIN {printf "%.1f", b / 1048576}') MiB)"
-echo "gateway VmRSS at idle: $(mb "$(rss_kb)")"
+echo "gateway VmRSS at idle: $(mb "$(rss_kb "$SLUICE_PID")")"
 printf '%-22s %12s %14s %14s %14s %10s\n' read bytes "RSS before" "RSS peak" "RSS after" ""
 stream_through "full speed"
 stream_through "--limit-rate $RATE" --limit-rate "$RATE"

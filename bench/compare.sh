@@ -34,6 +34,7 @@
 # when missing. Starts everything itself and leaves nothing running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 export PATH="$PATH:/usr/sbin:/sbin"
 
 DURATION=5
@@ -138,7 +139,6 @@ wait_port() { # port [seconds]
   echo "nothing listens on port $1" >&2
   return 1
 }
-rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 rss_sum_kb() { # pid,pid,...
   local total=0 pid
   for pid in ${1//,/ }; do total=$((total + $(rss_kb "$pid"))); done
@@ -169,19 +169,7 @@ wait_port "$REDIS_PORT"
 
 start_sluice() { # name gateway-port admin-port [counters-toml]; sets SLUICE_PID
   mkdir -p "$WORK/$1"
-  cat > "$WORK/$1/sluice.toml" <<TOML
-[gateway]
-listen = "127.0.0.1:$2"
-drain_timeout = "1s"
-[admin]
-listen = "127.0.0.1:$3"
-[store]
-url = "sqlite://$WORK/$1/sluice.db"
-${4:-}
-[log]
-access_log = false
-level = "warn"
-TOML
+  sluice_toml "$2" "$3" "$WORK/$1" "${4:-}" > "$WORK/$1/sluice.toml"
   SLUICE_ADMIN_PASSWORD=$PASSWORD "$BIN" serve --config "$WORK/$1/sluice.toml" >"$WORK/$1/sluice.log" 2>&1 & PIDS+=($!)
   SLUICE_PID=$!
   wait_port "$3" 120
@@ -204,7 +192,6 @@ admin() { # admin-port method path [json]
   curl -sf -u "admin:$PASSWORD" -H 'content-type: application/json' -X "$2" \
     "http://127.0.0.1:$1$3" ${4:+-d "$4"}
 }
-field() { python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"; }
 publish_bench_apis() { # admin-port: prints the key that opens all of them
   local port=$1 ids=() id app
   api() { # name maxTps [subtypeConfiguration]

@@ -9,6 +9,7 @@
 # Everything runs on 127.0.0.1; nothing is left running afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 
 DURATION="${1:-10}"
 CONNECTIONS="${2:-64}"
@@ -31,17 +32,7 @@ cleanup() { kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm 
 PIDS=()
 trap cleanup EXIT
 
-cat > "$WORK/sluice.toml" <<TOML
-[gateway]
-listen = "127.0.0.1:$GATEWAY_PORT"
-[admin]
-listen = "127.0.0.1:$ADMIN_PORT"
-[store]
-url = "sqlite://$WORK/sluice.db"
-[log]
-access_log = false
-level = "warn"
-TOML
+sluice_toml "$GATEWAY_PORT" "$ADMIN_PORT" "$WORK" > "$WORK/sluice.toml"
 
 "$BIN" mock-backend --listen "127.0.0.1:$MOCK_PORT" >"$WORK/mock.log" 2>&1 & PIDS+=($!)
 SLUICE_ADMIN_PASSWORD=$PASSWORD "$BIN" serve --config "$WORK/sluice.toml" >"$WORK/sluice.log" 2>&1 & PIDS+=($!)
@@ -68,10 +59,9 @@ done
 KEY=$(admin -X POST "http://127.0.0.1:$ADMIN_PORT/api/am/devportal/v3/applications/$APP/api-keys/PRODUCTION/generate" \
   -d '{"validityPeriod":-1}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["apikey"])')
 
-rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$SLUICE_PID/status"; }
 backend_count() { curl -s "http://127.0.0.1:$MOCK_PORT/__mock/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"])'; }
 
-IDLE_RSS=$(rss_kb)
+IDLE_RSS=$(rss_kb "$SLUICE_PID")
 RESULTS="$WORK/results.tsv"
 : > "$RESULTS"
 run_case() { # name url
@@ -95,7 +85,7 @@ PY
 
 run_case direct "http://127.0.0.1:$MOCK_PORT/x"
 run_case sluice_no_limit "http://127.0.0.1:$GATEWAY_PORT/nolimit/v1/x"
-LOAD_RSS=$(rss_kb)
+LOAD_RSS=$(rss_kb "$SLUICE_PID")
 run_case sluice_never_triggering "http://127.0.0.1:$GATEWAY_PORT/never/v1/x"
 run_case sluice_cap_1000 "http://127.0.0.1:$GATEWAY_PORT/capped/v1/x"
 
@@ -112,4 +102,4 @@ never = next(float(r[1]) for r in rows if r[0] == "sluice_never_triggering")
 nolimit = next(float(r[1]) for r in rows if r[0] == "sluice_no_limit")
 print(f"\nlimiter cost: never-triggering / no-limit = {never / nolimit:.3f}")
 PY
-echo "Sluice resident memory: idle $((IDLE_RSS / 1024)) MiB, after load $(( $(rss_kb) / 1024 )) MiB (during no-limit case end: $((LOAD_RSS / 1024)) MiB)"
+echo "Sluice resident memory: idle $((IDLE_RSS / 1024)) MiB, after load $(( $(rss_kb "$SLUICE_PID") / 1024 )) MiB (during no-limit case end: $((LOAD_RSS / 1024)) MiB)"

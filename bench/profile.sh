@@ -18,6 +18,7 @@
 # files stay in the directory printed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 
 LIMIT=1000000000
 DURATION=8
@@ -51,18 +52,7 @@ trap cleanup EXIT
 
 "$BIN" mock-backend --listen "127.0.0.1:$MOCK_PORT" >"$WORK/mock.log" 2>&1 & PIDS+=($!)
 MOCK_PID=$!
-cat > "$WORK/sluice.toml" <<TOML
-[gateway]
-listen = "127.0.0.1:$GATEWAY_PORT"
-drain_timeout = "1s"
-[admin]
-listen = "127.0.0.1:$ADMIN_PORT"
-[store]
-url = "sqlite://$WORK/sluice.db"
-[log]
-access_log = false
-level = "warn"
-TOML
+sluice_toml "$GATEWAY_PORT" "$ADMIN_PORT" "$WORK" > "$WORK/sluice.toml"
 SLUICE_ADMIN_PASSWORD=$PASSWORD "$BIN" serve --config "$WORK/sluice.toml" >"$WORK/sluice.log" 2>&1 & PIDS+=($!)
 SLUICE_PID=$!
 for _ in $(seq 600); do curl -sf "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null && break; sleep 0.1; done
@@ -71,7 +61,6 @@ admin() { # method path [json]
   curl -sf -u "admin:$PASSWORD" -H 'content-type: application/json' -X "$1" \
     "http://127.0.0.1:$ADMIN_PORT$2" ${3:+-d "$3"}
 }
-field() { python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"; }
 API=$(admin POST /api/am/publisher/v4/apis "{\"name\": \"profiled\", \"context\": \"/profiled\",
   \"version\": \"v1\", \"endpointConfig\": {\"endpoint_type\": \"http\",
   \"production_endpoints\": {\"url\": \"http://127.0.0.1:$MOCK_PORT\"}},

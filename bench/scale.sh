@@ -12,6 +12,7 @@
 # Everything runs on 127.0.0.1; nothing is left running afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 
 APIS=${1:-10000}
 REST=${2:-1000}
@@ -27,22 +28,9 @@ PIDS=()
 cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 read -r MOCK GW ADMIN < <($HELPER free-ports 3 | tr '\n' ' '; echo)
-rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-field() { python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"; }
 
 "$BIN" mock-backend --listen "127.0.0.1:$MOCK" >/dev/null 2>&1 & PIDS+=($!)
-cat > "$WORK/sluice.toml" <<TOML
-[gateway]
-listen = "127.0.0.1:$GW"
-drain_timeout = "1s"
-[admin]
-listen = "127.0.0.1:$ADMIN"
-[store]
-url = "sqlite://$WORK/sluice.db"
-[log]
-access_log = false
-level = "warn"
-TOML
+sluice_toml "$GW" "$ADMIN" "$WORK" > "$WORK/sluice.toml"
 start() { # sets PID and RSS (kB, 2 s after ready)
   SLUICE_ADMIN_PASSWORD=$PASSWORD SLUICE_KEY_PEPPER=$PEPPER "$BIN" serve --config "$WORK/sluice.toml" \
     >>"$WORK/sluice.log" 2>&1 & PID=$!; PIDS+=($PID)

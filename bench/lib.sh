@@ -1,0 +1,26 @@
+# Helpers shared by the bench scripts; sourced, not run.
+
+# sluice_toml GATEWAY_PORT ADMIN_PORT DIR [SECTIONS]: the configuration of a
+# benchmarked gateway on 127.0.0.1, its SQLite store in DIR, access log off
+# and warnings only, with SECTIONS (TOML) added.
+sluice_toml() {
+  cat <<TOML
+[gateway]
+listen = "127.0.0.1:$1"
+drain_timeout = "1s"
+[admin]
+listen = "127.0.0.1:$2"
+[store]
+url = "sqlite://$3/sluice.db"
+${4:-}
+[log]
+access_log = false
+level = "warn"
+TOML
+}
+
+# field NAME: the top-level field NAME of the JSON object on stdin.
+field() { python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"; }
+
+# rss_kb PID: the resident memory of process PID, in kB.
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
