@@ -9,11 +9,6 @@
 //! connection's task, which runs on the same thread, at most two turns, and
 //! holds a few frames at most. A response that is not all there yet streams
 //! as before, from the frames read ahead on.
-//!
-//! A stream is read ahead the same way as it goes: after a frame comes, the
-//! upstream connection gets one more turn before the frames are passed on,
-//! so the events that arrived together (an SSE stream read in one go) leave
-//! in one write instead of one write, and one wake-up of the client, each.
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -25,10 +20,8 @@ use std::task::{Context, Poll};
 
 /// Turns of the runtime given to the upstream connection at most.
 const TURNS: usize = 2;
-/// Frames read ahead at most before the response head goes out.
+/// Frames read ahead at most.
 const FRAMES: usize = 4;
-/// Frames of a stream held at most before they are passed on.
-const HELD_FRAMES: usize = 16;
 
 /// An upstream response body, with the frames read ahead first.
 #[derive(Debug)]
@@ -36,10 +29,6 @@ pub struct ReadAhead {
     ahead: VecDeque<Result<Frame<Bytes>, hyper::Error>>,
     /// The upstream body has no frame after `ahead`.
     ended: bool,
-    /// `ahead` is being filled: its frames are not passed on yet.
-    holding: bool,
-    /// The upstream connection had its turn since the last frame came.
-    turned: bool,
     inner: Incoming,
 }
 
@@ -49,8 +38,6 @@ impl ReadAhead {
         let mut body = Self {
             ahead: VecDeque::new(),
             ended: inner.is_end_stream(),
-            holding: false,
-            turned: false,
             inner,
         };
         let mut turns = 0;
@@ -109,37 +96,13 @@ impl Body for ReadAhead {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = &mut *self;
-        loop {
-            if (!this.holding || this.ended)
-                && let Some(frame) = this.ahead.pop_front()
-            {
-                return Poll::Ready(Some(frame));
-            }
-            if this.ended {
-                return Poll::Ready(None);
-            }
-            match Pin::new(&mut this.inner).poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => {
-                    this.ahead.push_back(Ok(frame));
-                    this.holding = this.ahead.len() < HELD_FRAMES;
-                    this.turned = false;
-                }
-                Poll::Ready(Some(Err(error))) => {
-                    this.ahead.push_back(Err(error));
-                    this.holding = false;
-                }
-                Poll::Ready(None) => this.ended = true,
-                Poll::Pending if this.holding && !this.turned => {
-                    // What the upstream connection holds comes on its turn.
-                    this.turned = true;
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
-                }
-                Poll::Pending if this.ahead.is_empty() => return Poll::Pending,
-                Poll::Pending => this.holding = false,
-            }
+        if let Some(frame) = self.ahead.pop_front() {
+            return Poll::Ready(Some(frame));
         }
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        Pin::new(&mut self.inner).poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {
