@@ -60,7 +60,7 @@ impl Workers {
             let (inbox, handed) = mpsc::unbounded_channel();
             let server = Arc::clone(server);
             let thread = std::thread::Builder::new()
-                .name(format!("sluice-gateway-{worker}"))
+                .name(format!("gateway-{worker}"))
                 .spawn(move || {
                     crate::upstream::enter_worker(worker);
                     runtime.block_on(serve(server, handed));
