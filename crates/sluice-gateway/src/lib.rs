@@ -28,7 +28,7 @@ mod upstream;
 
 pub use complete::TrackedBody;
 pub use read_ahead::ReadAhead;
-pub use server::{AcceptSettings, ClientBody, ClientBodyError, serve, serve_on_workers};
+pub use server::{AcceptSettings, ClientBody, ClientBodyError, serve};
 pub use snapshot::{KeyEntry, SnapshotInput};
 pub use upstream::UpstreamSettings;
 
@@ -76,8 +76,8 @@ pub struct GatewaySettings {
     pub stream_idle_timeout: Duration,
     /// Largest AI request body read for token accounting (413 above).
     pub max_ai_request_bytes: usize,
-    /// Threads that serve client connections under `serve_on_workers`, each
-    /// with its own runtime and upstream pools (default: one per CPU core).
+    /// Threads that serve client connections, each with its own runtime and
+    /// upstream pools (default: one per CPU core).
     pub workers: usize,
 }
 

@@ -35,7 +35,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-use workers::Workers;
+use workers::{Load, Workers};
 
 /// Settings of the accept phase: how long and how much a client may send.
 #[derive(Debug, Clone)]
@@ -117,40 +117,21 @@ enum Stop {
 
 /// Accept connections on `listener` until `shutdown` resolves, then stop
 /// accepting and give in-flight requests up to the drain timeout to finish.
-/// Connections are served on the runtime this runs on.
+///
+/// Connections are served on the gateway's worker threads
+/// (`GatewaySettings::workers`), each running a single-threaded runtime:
+/// this task accepts, and hands each connection to the worker with the
+/// fewest open. A client connection, its requests and the upstream
+/// connections they use then stay on one thread, as with NGINX's workers,
+/// instead of waking each other across threads.
 pub async fn serve(
-    gateway: Arc<Gateway>,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
-    let server = Server::new(gateway);
-    server
-        .accept_until(listener, shutdown, |stream, remote, registered| {
-            server.spawn_connection(stream, remote, registered, ());
-        })
-        .await;
-    server.drain().await;
-    Ok(())
-}
-
-/// [`serve`] with the connections served on the gateway's worker threads
-/// (`GatewaySettings::workers`), each running a single-threaded runtime: this
-/// task accepts, and hands each connection to the worker with the fewest
-/// open. A client connection, its requests and the upstream connections they
-/// use then stay on one thread, as with NGINX's workers, instead of waking
-/// each other across threads.
-pub async fn serve_on_workers(
     gateway: Arc<Gateway>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let server = Arc::new(Server::new(gateway));
     let workers = Workers::start(&server)?;
-    server
-        .accept_until(listener, shutdown, |stream, remote, registered| {
-            workers.hand_over(stream, remote, registered);
-        })
-        .await;
+    server.accept_until(listener, shutdown, &workers).await;
     let running = workers.stop_handing_over();
     server.drain().await;
     running.join().await
@@ -177,13 +158,13 @@ impl Server {
         }
     }
 
-    /// Accept connections on `listener` and give each, registered, to
-    /// `serve`, until `shutdown` resolves.
+    /// Accept connections on `listener` and hand each, registered, to
+    /// `workers`, until `shutdown` resolves.
     async fn accept_until(
         &self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
-        serve: impl Fn(TcpStream, SocketAddr, Registered),
+        workers: &Workers,
     ) {
         tokio::pin!(shutdown);
         loop {
@@ -204,18 +185,18 @@ impl Server {
                 () = &mut shutdown => break,
             };
             let _ = stream.set_nodelay(true);
-            serve(stream, remote, registered);
+            workers.hand_over(stream, remote, registered);
         }
     }
 
     /// Serve one accepted connection on a task of the current runtime,
-    /// holding `held` until it ends.
+    /// counted in its worker's `load` until it ends.
     fn spawn_connection(
         &self,
         stream: TcpStream,
         remote: SocketAddr,
         registered: Registered,
-        held: impl Send + 'static,
+        load: Load,
     ) {
         let accepted = Accepted {
             gateway: Arc::clone(&self.gateway),
@@ -226,7 +207,7 @@ impl Server {
         };
         tokio::spawn(async move {
             accepted.run(stream, registered).await;
-            drop(held);
+            drop(load);
         });
     }
 

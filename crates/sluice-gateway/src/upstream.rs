@@ -8,7 +8,7 @@
 //!
 //! Each gateway worker thread has pools of its own, so that the upstream
 //! connections a request uses are served by the thread that serves its
-//! client; other threads (tests, a gateway served on one runtime) share one.
+//! client; other threads (tests that call the gateway directly) share one.
 
 use crate::read_ahead::ReadAhead;
 use crate::server::ClientBody;

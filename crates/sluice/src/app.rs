@@ -202,7 +202,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Run
     });
 
     let (shutdown, signal) = watch::channel(false);
-    let gateway_task = tokio::spawn(sluice_gateway::serve_on_workers(
+    let gateway_task = tokio::spawn(sluice_gateway::serve(
         Arc::clone(&gateway),
         gateway_listener,
         wait_for(signal.clone()),

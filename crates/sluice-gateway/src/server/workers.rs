@@ -25,7 +25,7 @@ struct Handover {
 }
 
 /// Counts a connection on its worker until the connection ends.
-struct Load {
+pub(super) struct Load {
     open: Arc<[AtomicUsize]>,
     worker: usize,
 }
@@ -63,7 +63,7 @@ impl Workers {
                 .name(format!("gateway-{worker}"))
                 .spawn(move || {
                     crate::upstream::enter_worker(worker);
-                    runtime.block_on(serve(server, handed));
+                    runtime.block_on(run_worker(server, handed));
                 })?;
             inboxes.push(inbox);
             threads.push(thread);
@@ -133,7 +133,7 @@ impl Running {
 /// A worker's life: serve every connection handed to it; once the accept
 /// loop stops handing over, serve those still open until they close or the
 /// drain gives up on them.
-async fn serve(server: Arc<Server>, mut handed: mpsc::UnboundedReceiver<Handover>) {
+async fn run_worker(server: Arc<Server>, mut handed: mpsc::UnboundedReceiver<Handover>) {
     while let Some(handover) = handed.recv().await {
         let stream = match TcpStream::from_std(handover.stream) {
             Ok(stream) => stream,
