@@ -136,10 +136,10 @@ impl StoreReloader {
     pub(crate) fn reload_api_now(&self, api_id: &str) -> Result<(), StoreError> {
         let mut served = self.served.lock();
         let revision = self.store.revision()?;
-        let only_this_write = *served == Some(revision.saturating_sub(1));
         if *served == Some(revision) {
             return Ok(()); // a reload since the write served it already
         }
+        let only_this_write = *served == Some(revision.saturating_sub(1));
         if !only_this_write || self.snapshot_file.is_some() {
             return self.reload_all(&mut served);
         }
