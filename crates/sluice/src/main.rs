@@ -75,6 +75,7 @@ fn main() -> anyhow::Result<()> {
         } => {
             sluice::logging::init(sluice::config::LogFormat::Text, "info");
             runtime()?.block_on(async move {
+                let stop = shutdown_signal()?;
                 let mock = MockBackend::start(
                     listen,
                     MockOptions {
@@ -88,7 +89,7 @@ fn main() -> anyhow::Result<()> {
                 )
                 .await?;
                 tracing::info!(addr = %mock.addr(), "mock backend listening");
-                shutdown_signal().await;
+                stop.await;
                 Ok(())
             })
         }
@@ -109,6 +110,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         secrets_key: std::env::var("SLUICE_SECRETS_KEY").ok(),
         ..StartOptions::default()
     };
+    let stop = shutdown_signal()?;
     let running = start(&config, options).await?;
     if let Some(path) = &running.initial_password_file {
         println!(
@@ -124,22 +126,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         scheme(config.admin.tls.is_some()),
         running.admin_addr
     );
-    shutdown_signal().await;
+    stop.await;
     tracing::info!("shutting down: draining in-flight requests");
     running.shutdown().await
 }
 
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Registers the SIGTERM and SIGINT handlers at once, so a signal that arrives
+/// while Sluice is still starting is not lost (nor kills the process), and
+/// returns the future that completes on the first of them.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
+    })
 }
