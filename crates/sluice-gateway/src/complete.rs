@@ -41,7 +41,9 @@ pub(crate) struct Completion {
     pub(crate) upstream_ms: Option<f64>,
     pub(crate) log: bool,
     pub(crate) permit: Option<(InFlightPermit, metrics::Gauge)>,
-    pub(crate) tokens: Option<TokenTap>,
+    /// Boxed: only AI responses have one, and a response body carries its
+    /// completion, so every other response would move the tap's kilobyte.
+    pub(crate) tokens: Option<Box<TokenTap>>,
     pub(crate) finished: bool,
 }
 
@@ -52,6 +54,7 @@ impl Drop for Completion {
             gauge.decrement(1.0);
         }
         let settled = self.tokens.take().map(|tap| {
+            let tap = *tap;
             let usage = tap.extractor.finish();
             let model = usage.as_ref().and_then(|u| u.model.clone()).or(tap.model);
             let (cost, source) = tap.settlement.settle(self.status, usage.as_ref());
@@ -97,7 +100,11 @@ pin_project_lite::pin_project! {
         completion: Option<Completion>,
         filter: Option<UsageChunkFilter>,
         idle_timeout: Option<Duration>,
+        // Armed on the first wait and kept: moved on from the last frame
+        // when it fires, rather than made anew after every frame.
         idle: Option<Pin<Box<Sleep>>>,
+        // When the last frame came, once the idle timer is armed.
+        last_frame: Option<tokio::time::Instant>,
         ended: bool,
     }
 }
@@ -125,6 +132,7 @@ impl<B> TrackedBody<B> {
             filter,
             idle_timeout,
             idle: None,
+            last_frame: None,
             ended: false,
         }
     }
@@ -153,17 +161,26 @@ where
                         let idle = this
                             .idle
                             .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-                        if idle.as_mut().poll(cx).is_ready() {
-                            *this.ended = true;
-                            this.completion.take();
-                            return Poll::Ready(Some(Err(Box::new(StreamIdle(timeout)))));
+                        while idle.as_mut().poll(cx).is_ready() {
+                            match this.last_frame.take() {
+                                Some(at) if at + timeout > tokio::time::Instant::now() => {
+                                    idle.as_mut().reset(at + timeout);
+                                }
+                                _ => {
+                                    *this.ended = true;
+                                    this.completion.take();
+                                    return Poll::Ready(Some(Err(Box::new(StreamIdle(timeout)))));
+                                }
+                            }
                         }
                     }
                     return Poll::Pending;
                 }
                 Poll::Ready(polled) => polled,
             };
-            *this.idle = None;
+            if this.idle.is_some() {
+                *this.last_frame = Some(tokio::time::Instant::now());
+            }
             match polled {
                 Some(Ok(frame)) => {
                     let frame = match frame.into_data() {
@@ -238,6 +255,7 @@ mod tests {
     use http_body_util::{BodyExt, Full};
     use sluice_limits::InFlight;
     use std::sync::Arc;
+    use std::task::ready;
 
     fn completion(in_flight: &Arc<InFlight>) -> Completion {
         Completion {
@@ -311,6 +329,56 @@ mod tests {
         assert!(error.to_string().contains("30s"), "{error}");
         assert_eq!(in_flight.current(), 0);
         assert!(body.frame().await.is_none());
+    }
+
+    /// A backend that sends a frame every `every`, `frames` in all.
+    struct Trickling {
+        every: Duration,
+        frames: usize,
+        next: Pin<Box<Sleep>>,
+    }
+
+    impl Body for Trickling {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            if self.frames == 0 {
+                return Poll::Ready(None);
+            }
+            ready!(self.next.as_mut().poll(cx));
+            self.frames -= 1;
+            let next = tokio::time::Instant::now() + self.every;
+            self.next.as_mut().reset(next);
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"tick")))))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_idle_timeout_counts_from_the_last_frame_not_from_the_first_wait() {
+        // Arrange: a frame every 20 s, five in all (100 s), 30 s idle timeout.
+        let in_flight = Arc::new(InFlight::default());
+        let every = Duration::from_secs(20);
+        let trickling = Trickling {
+            every,
+            frames: 5,
+            next: Box::pin(tokio::time::sleep(every)),
+        };
+        let body = TrackedBody::new(
+            trickling,
+            completion(&in_flight),
+            None,
+            Some(Duration::from_secs(30)),
+        );
+
+        // Act.
+        let collected = body.collect().await.expect("no idle timeout");
+
+        // Assert.
+        assert_eq!(collected.to_bytes(), "tick".repeat(5));
     }
 
     #[tokio::test]

@@ -24,6 +24,7 @@ mod snapshot;
 pub mod telemetry;
 pub mod tls;
 mod tokens;
+mod turns;
 mod upstream;
 
 pub use complete::TrackedBody;
@@ -514,11 +515,11 @@ impl Gateway {
                         filter = Some(UsageChunkFilter::new());
                         parts.headers.remove(http::header::CONTENT_LENGTH);
                     }
-                    completion.tokens = Some(TokenTap {
+                    completion.tokens = Some(Box::new(TokenTap {
                         extractor,
                         settlement,
                         model: plan.model,
-                    });
+                    }));
                 }
                 parts.headers.insert(forward::X_REQUEST_ID, request_id);
                 Response::from_parts(
