@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import os
 import re
 import secrets
 import socket
@@ -137,12 +138,18 @@ def wrk_result(args):
     total = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", text)
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    requests = int(total.group(1)) if total else 0
+
+    def per_answer_us(before, after):
+        """CPU time per answer (us) from two clock-tick readings."""
+        return (after - before) / args.tick * 1e6 / requests if requests else None
+
     seconds = float(total.group(2)) * {"us": 1e-6, "ms": 1e-3, "s": 1, "m": 60}[total.group(3)] if total else args.duration
     print(json.dumps({
         "round": args.round, "case": args.case,
         "rps": float(rps.group(1)) if rps else 0.0,
         "p50": latency_ms(50), "p99": latency_ms(99),
-        "requests": int(total.group(1)) if total else 0,
+        "requests": requests,
         "seconds": seconds,
         "non2xx": int(non2xx.group(1)) if non2xx else 0,
         "socket_errors": sum(int(g) for g in errors.groups()) if errors else 0,
@@ -150,6 +157,10 @@ def wrk_result(args):
         "backend_rps_whole_run": args.backend / seconds if seconds else 0.0,
         "backend_rps": args.window_count / args.window_seconds,
         "rss_peak_kb": args.rss or None,
+        # CPU time per answer of the proxy under test (user, system) and of the mock.
+        "proxy_user_us": None if args.no_proxy else per_answer_us(args.cpu[0], args.cpu[2]),
+        "proxy_system_us": None if args.no_proxy else per_answer_us(args.cpu[1], args.cpu[3]),
+        "mock_us": per_answer_us(sum(args.mock_cpu[:2]), sum(args.mock_cpu[2:])),
     }))
 
 
@@ -236,7 +247,10 @@ def table(args):
                          "refused_rps": refused, "x_direct": x_direct, "x_nginx": x_nginx,
                          "x_haproxy": x_haproxy, "rounds": len(runs),
                          "rps_all": [round(r["rps"]) for r in runs],
-                         "errors": sum(r["socket_errors"] for r in runs)}
+                         "errors": sum(r["socket_errors"] for r in runs),
+                         "proxy_user_us": median([r.get("proxy_user_us") for r in runs]),
+                         "proxy_system_us": median([r.get("proxy_system_us") for r in runs]),
+                         "mock_us": median([r.get("mock_us") for r in runs])}
         print(f"{case:<24}{fmt(rps, '.0f', 9)}{fmt(p50, '.2f', 8)}{fmt(p99, '.2f', 8)}"
               f"{fmt(backend, '.0f', 10)}{fmt(refused, '.0f', 10)}{fmt(x_direct, '.2f', 9)}"
               f"{fmt(x_nginx, '.2f', 8)}{fmt(x_haproxy, '.2f', 10)}")
@@ -245,6 +259,16 @@ def table(args):
     for case in cases:
         extra = f"  socket errors: {summary[case]['errors']}" if summary[case]["errors"] else ""
         print(f"  {case:<24}{' '.join(str(v) for v in summary[case]['rps_all'])}{extra}")
+
+    print()
+    print("CPU time per answer, us (utime and stime from /proc, medians over the rounds):")
+    print(f"  {'case':<24}{'user':>7}{'system':>8}{'total':>8}{'mock':>7}")
+    for case in cases:
+        user, system = summary[case]["proxy_user_us"], summary[case]["proxy_system_us"]
+        if user is None or system is None:
+            continue
+        print(f"  {case:<24}{user:>7.1f}{system:>8.1f}{user + system:>8.1f}{fmt(summary[case]['mock_us'], '.1f', 7)}")
+    print_budgets(summary, args.cores)
 
     def r(case, other):
         return ratio(case, other)
@@ -271,6 +295,34 @@ def table(args):
     if args.json:
         with open(args.json, "w") as out:
             json.dump(summary, out, indent=1)
+
+
+def print_budgets(summary, cores):
+    """What Sluice may spend per answer to reach a goal against another proxy.
+
+    With every core busy (wrk, the mock and the proxy share them), one answer
+    costs cores / (req/s) of CPU in all. At `goal` times the other proxy's
+    req/s, with wrk's and the mock's share per answer unchanged, Sluice may
+    spend cores / (goal x req/s) minus that share."""
+    goals = [("never", 1.1), ("cap", 1.0)]
+    lines = []
+    for group, goal in goals:
+        sluice = summary.get(f"sluice_{group}")
+        for other in ("nginx", "haproxy"):
+            theirs = summary.get(f"{other}_{group}")
+            if not sluice or not theirs or not theirs["rps"] or theirs["proxy_user_us"] is None:
+                continue
+            their_cpu = theirs["proxy_user_us"] + theirs["proxy_system_us"]
+            total = cores * 1e6 / theirs["rps"]
+            budget = cores * 1e6 / (goal * theirs["rps"]) - (total - their_cpu)
+            ours = sluice["proxy_user_us"] + sluice["proxy_system_us"]
+            lines.append(f"  {group:<6} {goal:.1f} x {other:<8} budget {budget:5.1f} us; {other} spends {their_cpu:5.1f}"
+                         f" ({theirs['proxy_system_us']:.1f} in the kernel), Sluice {ours:5.1f}"
+                         f" ({sluice['proxy_system_us']:.1f} in the kernel)")
+    if lines:
+        print()
+        print(f"CPU budget per answer for Sluice to meet a goal ({cores} busy cores; wrk's and the mock's share as in the other's run):")
+        print("\n".join(lines))
 
 
 # ---------------------------------------------------------------- hold
@@ -544,6 +596,12 @@ def main():
     p.add_argument("--window-count", type=int, required=True,
                    help="requests the backend received over --window-seconds whole seconds")
     p.add_argument("--window-seconds", type=int, required=True)
+    p.add_argument("--cpu", type=int, nargs=4, default=[0, 0, 0, 0],
+                   help="the proxy's user and system clock ticks before, then after")
+    p.add_argument("--mock-cpu", type=int, nargs=4, default=[0, 0, 0, 0],
+                   help="the mock's user and system clock ticks before, then after")
+    p.add_argument("--tick", type=int, default=100, help="clock ticks per second")
+    p.add_argument("--no-proxy", action="store_true", help="no proxy in this case (direct)")
     p.set_defaults(func=wrk_result)
 
     p = sub.add_parser("window-count")
@@ -558,6 +616,7 @@ def main():
     p.add_argument("results")
     p.add_argument("--order", default="")
     p.add_argument("--json")
+    p.add_argument("--cores", type=int, default=os.cpu_count() or 1, help="cores the benchmark ran on")
     p.set_defaults(func=table)
 
     p = sub.add_parser("hold")

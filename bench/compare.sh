@@ -149,6 +149,7 @@ mb() { awk -v kb="$1" 'BEGIN {printf "%.1f MB", kb / 1024}'; }
 mkdir -p "$WORK/wrk" "$WORK/nginx-tmp" "$WORK/redis"
 
 "$BIN" mock-backend --listen "127.0.0.1:$MOCK_PORT" >"$WORK/mock.log" 2>&1 & PIDS+=($!)
+MOCK_PID=$!
 wait_port "$MOCK_PORT"
 
 sed -e "s|@WORK@|$WORK|g" -e "s|@PORT@|$NGINX_PORT|g" -e "s|@MOCK_PORT@|$MOCK_PORT|g" \
@@ -279,7 +280,7 @@ wrk.method = "POST"
 wrk.headers["content-type"] = "application/json"
 wrk.body = '{"model":"bench","stream":true,"max_tokens":32,"messages":[{"role":"user","content":"Write a short poem about sluices."}]}'
 LUA
-declare -A URL KEY LUA RSS_OF
+declare -A URL KEY LUA RSS_OF CPU_OF
 URL[direct]="http://127.0.0.1:$MOCK_PORT/x"
 for group in nolimit never cap; do
   path=$group; [ "$group" = cap ] && path=capped
@@ -288,14 +289,17 @@ for group in nolimit never cap; do
   URL[sluice_$group]="http://127.0.0.1:$GW_PORT/$path/v1/x"; KEY[sluice_$group]=$KEY_LOCAL; RSS_OF[sluice_$group]=$LOCAL_PID
   URL[redis_exact_$group]="http://127.0.0.1:$EXACT_GW/$path/v1/x"; KEY[redis_exact_$group]=$KEY_EXACT
   URL[redis_leased_$group]="http://127.0.0.1:$LEASED_GW/$path/v1/x"; KEY[redis_leased_$group]=$KEY_LEASED
+  CPU_OF[nginx_$group]=$NGINX_PIDS; CPU_OF[haproxy_$group]=$HAPROXY_PID; CPU_OF[sluice_$group]=$LOCAL_PID
+  CPU_OF[redis_exact_$group]=$EXACT_PID; CPU_OF[redis_leased_$group]=$LEASED_PID
 done
+CPU_OF[ai_stream_plain]=$LOCAL_PID; CPU_OF[ai_stream_tokens]=$LOCAL_PID
 URL[ai_direct]="http://127.0.0.1:$MOCK_PORT/v1/chat/completions"; LUA[ai_direct]=$AI_LUA
 URL[ai_stream_plain]="http://127.0.0.1:$GW_PORT/aiplain/v1/chat/completions"; LUA[ai_stream_plain]=$AI_LUA
 URL[ai_stream_tokens]="http://127.0.0.1:$GW_PORT/aitokens/v1/chat/completions"; LUA[ai_stream_tokens]=$AI_LUA
 KEY[ai_stream_plain]=$KEY_LOCAL; KEY[ai_stream_tokens]=$KEY_LOCAL
 if [ -n "$SCALE_PID" ]; then
   URL[sluice_10k_apis]="http://127.0.0.1:$SCALE_GW$SCALE_CONTEXT/x"; KEY[sluice_10k_apis]=$SCALE_KEY
-  RSS_OF[sluice_10k_apis]=$SCALE_PID
+  RSS_OF[sluice_10k_apis]=$SCALE_PID; CPU_OF[sluice_10k_apis]=$SCALE_PID
 fi
 
 round_cases() { # round: the cases of one round, proxies rotated
@@ -319,6 +323,14 @@ forwarded_metric() { # admin-port api-name: Sluice's own count of forwarded requ
   curl -sf -u "admin:$PASSWORD" "http://127.0.0.1:$1/metrics" \
     | awk -v api="api=\"$2\"" '/^sluice_backend_forwarded_total\{/ && index($0, api) {sum += $NF} END {printf "%d\n", sum}'
 }
+cpu_ticks() { # pid,pid,...: "user system" clock ticks (utime, stime) summed
+  local pid user=0 system=0 u s
+  for pid in ${1//,/ }; do
+    read -r u s < <(awk '{print $14, $15}' "/proc/$pid/stat" 2>/dev/null || echo 0 0)
+    user=$((user + u)); system=$((system + s))
+  done
+  echo "$user $system"
+}
 sample_rss() { # pid file: the peak VmRSS (kB), written as it grows
   local max=0 v
   while :; do
@@ -341,10 +353,13 @@ run_case() { # round case
   if [ -n "${RSS_OF[$2]:-}" ]; then sample_rss "${RSS_OF[$2]}" "$rss_file" & SAMPLER=$!; fi
   [ "$2" = sluice_never ] && metric_before=$(forwarded_metric "$ADMIN_PORT" /never/v1)
   before=$(backend_count)
+  local cpu_before mock_before cpu_after mock_after
+  cpu_before=$(cpu_ticks "${CPU_OF[$2]:-}"); mock_before=$(cpu_ticks "$MOCK_PID")
   wrk_run "$2" "$DURATION" "$CONNECTIONS" "$WORK/wrk/$1-$2.txt" &
   local wrk_pid=$!
   read -r window_count window_seconds <<< "$($HELPER window-count --port "$MOCK_PORT" --seconds "$WINDOWS")"
   wait "$wrk_pid"
+  cpu_after=$(cpu_ticks "${CPU_OF[$2]:-}"); mock_after=$(cpu_ticks "$MOCK_PID")
   after=$(backend_count)
   if [ -n "$SAMPLER" ]; then kill "$SAMPLER"; wait "$SAMPLER" 2>/dev/null || true; SAMPLER=""; fi
   if [ -n "$metric_before" ]; then
@@ -352,7 +367,9 @@ run_case() { # round case
   fi
   $HELPER wrk-result --round "$1" --case "$2" --file "$WORK/wrk/$1-$2.txt" \
     --backend "$((after - before))" --duration "$DURATION" --rss "$(cat "$rss_file")" \
-    --window-count "$window_count" --window-seconds "$window_seconds" >> "$RESULTS"
+    --window-count "$window_count" --window-seconds "$window_seconds" \
+    --cpu $cpu_before $cpu_after --mock-cpu $mock_before $mock_after --tick "$(getconf CLK_TCK)" \
+    $([ -n "${CPU_OF[$2]:-}" ] || echo --no-proxy) >> "$RESULTS"
   tail -1 "$RESULTS" | python3 -c 'import json, sys; r = json.load(sys.stdin)
 print("  %-22s %9.0f req/s  p99 %s ms  backend %.0f/s  (load %s)" % (r["case"], r["rps"], r["p99"], r["backend_rps"], sys.argv[1]))' \
     "$(cut -d' ' -f1 /proc/loadavg)"
@@ -429,7 +446,7 @@ echo "backend/s: requests the mock received per second, counted over the $WINDOW
 echo "refused/s: non-2xx answers per second; x direct, x nginx, x haproxy: median over the rounds of req/s"
 echo "divided by that round's direct (ai_direct for ai_*) case and by the same group's NGINX and HAProxy case."
 echo
-$HELPER table "$RESULTS" --order "$ORDER" --json "$WORK/summary.json"
+$HELPER table "$RESULTS" --order "$ORDER" --json "$WORK/summary.json" --cores "$CORES"
 echo
 echo "never-triggering limit: every request counted by Sluice (wrk's completed requests, the mock's count, /metrics)"
 sed 's/^/  /' "$WORK/counted.txt"

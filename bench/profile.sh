@@ -7,13 +7,17 @@
 # and its top entries; with --strace, the system calls of a few requests on
 # one connection.
 #
-# Usage: bench/profile.sh [--limit N] [--duration S] [--record] [--strace]
+# Usage: bench/profile.sh [--limit N] [--duration S] [--ai] [--record] [--strace]
 #   --limit N      the API's production limit per SECOND (default 10^9, which
 #                  never triggers; 1000 makes most answers refusals)
 #   --duration S   seconds of measured load (default 8), after 2 s of warm-up
+#   --ai           an OpenAI AI API loaded with streamed chat completions
+#                  (figures are then per stream of about 35 SSE events)
 #   --record       perf record -g of Sluice during the load; keeps perf.data
 #   --strace       strace of Sluice under one wrk connection for one second
 #   SLUICE_BIN=path  use a built binary instead of `cargo build --release`
+#   PERF_CALL_GRAPH="--call-graph dwarf"  for call graphs through code built
+#                  without frame pointers (larger perf.data)
 # Everything runs on 127.0.0.1; nothing is left running afterwards. The raw
 # files stay in the directory printed at the end.
 set -euo pipefail
@@ -24,10 +28,12 @@ LIMIT=1000000000
 DURATION=8
 RECORD=
 STRACE=
+AI=
 while [ $# -gt 0 ]; do
   case $1 in
     --limit) LIMIT=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
+    --ai) AI=1; shift ;;
     --record) RECORD=1; shift ;;
     --strace) STRACE=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
@@ -61,32 +67,44 @@ admin() { # method path [json]
   curl -sf -u "admin:$PASSWORD" -H 'content-type: application/json' -X "$1" \
     "http://127.0.0.1:$ADMIN_PORT$2" ${3:+-d "$3"}
 }
+SUBTYPE= ; BACKEND_PATH= ; REQUEST_PATH=/x ; LOAD=()
+if [ -n "$AI" ]; then
+  SUBTYPE='"subtypeConfiguration": {"subtype": "AIAPI", "configuration": {"llmProviderName": "OpenAI"}},'
+  BACKEND_PATH=/v1; REQUEST_PATH=/chat/completions
+  cat > "$WORK/stream.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["content-type"] = "application/json"
+wrk.body = '{"model":"bench","stream":true,"max_tokens":32,"messages":[{"role":"user","content":"Write a short poem about sluices."}]}'
+LUA
+  LOAD=(-s "$WORK/stream.lua")
+fi
 API=$(admin POST /api/am/publisher/v4/apis "{\"name\": \"profiled\", \"context\": \"/profiled\",
   \"version\": \"v1\", \"endpointConfig\": {\"endpoint_type\": \"http\",
-  \"production_endpoints\": {\"url\": \"http://127.0.0.1:$MOCK_PORT\"}},
+  \"production_endpoints\": {\"url\": \"http://127.0.0.1:$MOCK_PORT$BACKEND_PATH\"}}, $SUBTYPE
   \"maxTps\": {\"production\": $LIMIT, \"productionTimeUnit\": \"SECOND\"}}" | field id)
 APP=$(admin POST /api/am/devportal/v3/applications '{"name": "profile"}' | field applicationId)
 admin POST /api/am/devportal/v3/subscriptions \
   "{\"apiId\": \"$API\", \"applicationId\": \"$APP\", \"throttlingPolicy\": \"Unlimited\"}" >/dev/null
 KEY=$(admin POST "/api/am/devportal/v3/applications/$APP/api-keys/PRODUCTION/generate" \
   '{"validityPeriod": -1}' | field apikey)
-URL="http://127.0.0.1:$GATEWAY_PORT/profiled/v1/x"
+URL="http://127.0.0.1:$GATEWAY_PORT/profiled/v1$REQUEST_PATH"
 for _ in $(seq 100); do
-  [ "$(curl -s -o /dev/null -w '%{http_code}' -H "apikey: $KEY" "$URL")" = 200 ] && break
+  [ "$(curl -s -o /dev/null -w '%{http_code}' -H "apikey: $KEY" -H 'content-type: application/json' \
+    ${AI:+-d '{"model":"bench","messages":[]}'} "$URL")" = 200 ] && break
   sleep 0.1
 done
 
-wrk -t2 -c64 -d2s -H "apikey: $KEY" "$URL" >/dev/null
+wrk -t2 -c64 -d2s -H "apikey: $KEY" "${LOAD[@]}" "$URL" >/dev/null
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 sluice_before=$(cpu_ticks "$SLUICE_PID"); mock_before=$(cpu_ticks "$MOCK_PID")
 if [ -n "$RECORD" ]; then
-  perf record -F 1999 -g -p "$SLUICE_PID" -o "$WORK/perf.data" -- sleep "$DURATION" >/dev/null 2>&1 &
+  perf record -F 1999 ${PERF_CALL_GRAPH:--g} -p "$SLUICE_PID" -o "$WORK/perf.data" -- sleep "$DURATION" >/dev/null 2>&1 &
 else
   perf stat -e raw_syscalls:sys_enter,context-switches -p "$SLUICE_PID" -o "$WORK/stat.txt" \
     -- sleep "$DURATION" &
 fi
 PERF=$!
-wrk -t2 -c64 -d"${DURATION}s" -H "apikey: $KEY" "$URL" >"$WORK/wrk.txt"
+wrk -t2 -c64 -d"${DURATION}s" -H "apikey: $KEY" "${LOAD[@]}" "$URL" >"$WORK/wrk.txt"
 sluice_after=$(cpu_ticks "$SLUICE_PID"); mock_after=$(cpu_ticks "$MOCK_PID")
 wait "$PERF" || true
 
@@ -116,9 +134,9 @@ if [ -n "$STRACE" ]; then
   timeout 2 strace -f -p "$SLUICE_PID" -o "$WORK/strace.txt" 2>/dev/null &
   STRACE_PID=$!
   sleep 0.5
-  wrk -t1 -c1 -d1s -H "apikey: $KEY" "$URL" >/dev/null
+  wrk -t1 -c1 -d1s -H "apikey: $KEY" "${LOAD[@]}" "$URL" >"$WORK/wrk-strace.txt"
   wait "$STRACE_PID" || true
-  echo "system calls of one connection's requests (strace, 1 s):"
+  echo "system calls of one connection's $(grep -oE '^ *[0-9]+ requests' "$WORK/wrk-strace.txt" | grep -oE '[0-9]+') requests (strace, 1 s):"
   awk '{print $2}' "$WORK/strace.txt" | cut -d'(' -f1 | sort | uniq -c | sort -rn | head -6
 fi
 echo "raw files: $WORK"
