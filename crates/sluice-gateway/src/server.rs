@@ -13,7 +13,7 @@ mod workers;
 pub use body::{ClientBody, ClientBodyError};
 
 use crate::fault::Fault;
-use crate::turns::Turning;
+use crate::turns::{Turning, TurningExecutor};
 use crate::{Gateway, GatewayBody, telemetry};
 use body::BodyOutcome;
 use connection::{Connections, Due, Registered, RequestGuard, Watched};
@@ -22,7 +22,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use limits::HeadLimits;
 use pin_project_lite::pin_project;
@@ -142,7 +142,7 @@ pub async fn serve(
 struct Server {
     gateway: Arc<Gateway>,
     accept: Arc<AcceptSettings>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builder: Arc<auto::Builder<TurningExecutor>>,
     connections: Arc<Connections>,
     stop: watch::Sender<Stop>,
 }
@@ -240,9 +240,9 @@ impl Server {
     }
 }
 
-fn http_builder(accept: &AcceptSettings) -> auto::Builder<TokioExecutor> {
+fn http_builder(accept: &AcceptSettings) -> auto::Builder<TurningExecutor> {
     let limits = accept.head_limits();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TurningExecutor);
     builder
         .http1()
         .timer(TokioTimer::new())
@@ -262,7 +262,7 @@ fn http_builder(accept: &AcceptSettings) -> auto::Builder<TokioExecutor> {
 struct Accepted {
     gateway: Arc<Gateway>,
     accept: Arc<AcceptSettings>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builder: Arc<auto::Builder<TurningExecutor>>,
     remote: SocketAddr,
     stopping: watch::Receiver<Stop>,
 }

@@ -1,5 +1,5 @@
 //! Turns of a gateway worker's runtime: each poll of a client connection's
-//! task begins one. The read-ahead asks for a turn with a self-wake so that
+//! task (or of one of its HTTP/2 streams' tasks) begins one. The read-ahead asks for a turn with a self-wake so that
 //! the upstream connection's task, woken before it, runs first; it needs to
 //! tell a turn given from hyper polling it again within the same one (hyper
 //! polls a response body up to 16 times per poll of its connection).
@@ -41,6 +41,21 @@ impl<F: Future> Future for Turning<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         TURNS.set(TURNS.get().wrapping_add(1));
         self.project().inner.poll(cx)
+    }
+}
+
+/// hyper's executor for what a client connection spawns (its HTTP/2
+/// streams, each served by a task of its own): turning tasks too.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TurningExecutor;
+
+impl<F> hyper::rt::Executor<F> for TurningExecutor
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, future: F) {
+        tokio::spawn(Turning::new(future));
     }
 }
 
@@ -101,6 +116,37 @@ mod tests {
         .await;
 
         assert_eq!(given_in_the_same_poll, Some(false));
+    }
+
+    #[tokio::test]
+    async fn a_task_spawned_for_a_connection_by_hyper_counts_its_turns() {
+        use hyper::rt::Executor;
+        let (polled, polls) = tokio::sync::oneshot::channel();
+        TurningExecutor.execute(async move {
+            let (mut turn, mut count) = (None::<Turn>, 0);
+            poll_fn(|cx| {
+                count += 1;
+                match &mut turn {
+                    None => {
+                        turn = Some(Turn::ask(cx));
+                        Poll::Pending
+                    }
+                    Some(turn) => {
+                        if turn.given(cx) {
+                            Poll::Ready(())
+                        } else {
+                            Poll::Pending
+                        }
+                    }
+                }
+            })
+            .await;
+            let _ = polled.send(count);
+        });
+
+        // Given at the first poll by the runtime, not after the 16 polls of
+        // a task whose turns are not counted.
+        assert_eq!(polls.await.unwrap(), 2);
     }
 
     #[tokio::test]
