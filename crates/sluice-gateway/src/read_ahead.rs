@@ -35,9 +35,9 @@ const TURNS: usize = 2;
 const FRAMES: usize = 4;
 /// Frames gathered at most while the body streams: hyper writes at most 16
 /// buffers in one `writev`.
-pub(crate) const GATHER_FRAMES: usize = 16;
+const GATHER_FRAMES: usize = 16;
 /// Bytes gathered at most while the body streams.
-pub(crate) const GATHER_BYTES: usize = 64 * 1024;
+const GATHER_BYTES: usize = 64 * 1024;
 
 /// An upstream response body, with the frames read ahead first.
 #[derive(Debug)]
@@ -59,43 +59,20 @@ impl ReadAhead {
             turn: None,
             inner,
         };
-        let mut turns = 0;
-        poll_fn(|cx| {
-            while !body.ended && body.ahead.len() < FRAMES {
-                if !body.turn_given(cx) {
-                    return Poll::Pending;
-                }
-                match Pin::new(&mut body.inner).poll_frame(cx) {
-                    Poll::Ready(Some(frame)) => {
-                        let failed = frame.is_err();
-                        body.ahead.push_back(frame);
-                        if failed {
-                            break;
-                        }
-                    }
-                    Poll::Ready(None) => body.ended = true,
-                    Poll::Pending if turns < TURNS => {
-                        turns += 1;
-                        body.turn = Some(Turn::ask(cx));
-                        return Poll::Pending;
-                    }
-                    Poll::Pending => break,
-                }
-            }
-            body.turn = None;
-            Poll::Ready(())
-        })
-        .await;
+        let mut turns = Some(TURNS);
+        poll_fn(|cx| body.take(cx, FRAMES, &mut turns)).await;
         body
     }
 
-    /// Take frames from the upstream body while each turn brings one; ready
-    /// when there is something to pass on (frames, or the end).
-    fn gather(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        while !self.ended
-            && self.ahead.len() < GATHER_FRAMES
-            && self.ahead_len() < GATHER_BYTES as u64
-        {
+    /// Take frames from the upstream body, at most `frames` or
+    /// [`GATHER_BYTES`]; ready when done, with frames, the end, or nothing.
+    ///
+    /// `turns` left to give the upstream connection in all, whether frames
+    /// come or not; `None` while the body streams: a turn after each frame,
+    /// as long as each turn brings one, and with nothing taken yet, wait
+    /// for the backend as any body does.
+    fn take(&mut self, cx: &mut Context<'_>, frames: usize, turns: &mut Option<usize>) -> Poll<()> {
+        while !self.ended && self.ahead.len() < frames && self.ahead_len() < GATHER_BYTES as u64 {
             if !self.turn_given(cx) {
                 return Poll::Pending;
             }
@@ -108,18 +85,20 @@ impl ReadAhead {
                     self.ahead.push_back(Err(error));
                     break;
                 }
-                Poll::Ready(None) => {
-                    self.ended = true;
-                    break;
-                }
-                // Nothing taken yet: wait for the backend as any body does.
-                Poll::Pending if self.ahead.is_empty() => return Poll::Pending,
-                Poll::Pending if self.turn.is_none() => {
+                Poll::Ready(None) => self.ended = true,
+                Poll::Pending => {
+                    let ask = match turns {
+                        None if self.ahead.is_empty() => return Poll::Pending,
+                        None => self.turn.is_none(),
+                        Some(left) => left.checked_sub(1).map(|rest| *left = rest).is_some(),
+                    };
+                    // A turn given that brought nothing, or none left: done.
+                    if !ask {
+                        break;
+                    }
                     self.turn = Some(Turn::ask(cx));
                     return Poll::Pending;
                 }
-                // The turn given brought nothing: pass on what was taken.
-                Poll::Pending => break,
             }
         }
         self.turn = None;
@@ -152,7 +131,7 @@ impl Body for ReadAhead {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         // Frames held while gathering wait for its end.
         if self.turn.is_some() {
-            ready!(self.as_mut().gather(cx));
+            ready!(self.as_mut().take(cx, GATHER_FRAMES, &mut None));
         }
         if let Some(frame) = self.ahead.pop_front() {
             return Poll::Ready(Some(frame));
@@ -160,7 +139,7 @@ impl Body for ReadAhead {
         if self.ended {
             return Poll::Ready(None);
         }
-        ready!(self.as_mut().gather(cx));
+        ready!(self.as_mut().take(cx, GATHER_FRAMES, &mut None));
         Poll::Ready(self.ahead.pop_front())
     }
 
