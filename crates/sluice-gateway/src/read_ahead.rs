@@ -250,9 +250,11 @@ mod tests {
     async fn on_a_connection_task<T: Send + 'static>(
         consumer: impl Future<Output = T> + Send + 'static,
     ) -> T {
-        tokio::spawn(crate::turns::Turning::new(consumer))
-            .await
-            .unwrap()
+        let (done, result) = oneshot::channel();
+        crate::turns::spawn(async move {
+            let _ = done.send(consumer.await);
+        });
+        result.await.unwrap()
     }
 
     #[tokio::test]

@@ -13,7 +13,7 @@ mod workers;
 pub use body::{ClientBody, ClientBodyError};
 
 use crate::fault::Fault;
-use crate::turns::{Turning, TurningExecutor};
+use crate::turns::TurningExecutor;
 use crate::{Gateway, GatewayBody, telemetry};
 use body::BodyOutcome;
 use connection::{Connections, Due, Registered, RequestGuard, Watched};
@@ -206,10 +206,10 @@ impl Server {
             remote,
             stopping: self.stop.subscribe(),
         };
-        tokio::spawn(Turning::new(async move {
+        crate::turns::spawn(async move {
             accepted.run(stream, registered).await;
             drop(load);
-        }));
+        });
     }
 
     /// Tell every connection to finish its in-flight requests and close;

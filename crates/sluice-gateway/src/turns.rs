@@ -21,16 +21,26 @@ thread_local! {
 /// keeps being polled is being given turns.
 const POLLS_IN_ONE_TURN: u8 = 16;
 
+/// Spawn `future` on the current runtime as a task whose every poll begins a
+/// turn: a client connection, or one of its HTTP/2 streams.
+pub(crate) fn spawn<F>(future: F)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tokio::spawn(Turning::new(future));
+}
+
 pin_project! {
     /// A client connection's task: each of its polls begins a turn.
-    pub(crate) struct Turning<F> {
+    struct Turning<F> {
         #[pin]
         inner: F,
     }
 }
 
 impl<F> Turning<F> {
-    pub(crate) fn new(inner: F) -> Self {
+    fn new(inner: F) -> Self {
         Self { inner }
     }
 }
@@ -55,7 +65,7 @@ where
     F::Output: Send + 'static,
 {
     fn execute(&self, future: F) {
-        tokio::spawn(Turning::new(future));
+        spawn(future);
     }
 }
 
