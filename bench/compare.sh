@@ -323,14 +323,6 @@ forwarded_metric() { # admin-port api-name: Sluice's own count of forwarded requ
   curl -sf -u "admin:$PASSWORD" "http://127.0.0.1:$1/metrics" \
     | awk -v api="api=\"$2\"" '/^sluice_backend_forwarded_total\{/ && index($0, api) {sum += $NF} END {printf "%d\n", sum}'
 }
-cpu_ticks() { # pid,pid,...: "user system" clock ticks (utime, stime) summed
-  local pid user=0 system=0 u s
-  for pid in ${1//,/ }; do
-    read -r u s < <(awk '{print $14, $15}' "/proc/$pid/stat" 2>/dev/null || echo 0 0)
-    user=$((user + u)); system=$((system + s))
-  done
-  echo "$user $system"
-}
 sample_rss() { # pid file: the peak VmRSS (kB), written as it grows
   local max=0 v
   while :; do

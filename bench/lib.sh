@@ -24,3 +24,14 @@ field() { python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"; }
 
 # rss_kb PID: the resident memory of process PID, in kB.
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+
+# cpu_ticks PID[,PID...]: "USER SYSTEM", the processes' utime and stime in
+# clock ticks (getconf CLK_TCK per second), summed.
+cpu_ticks() {
+  local pid user=0 system=0 u s
+  for pid in ${1//,/ }; do
+    read -r u s < <(awk '{print $14, $15}' "/proc/$pid/stat" 2>/dev/null || echo 0 0)
+    user=$((user + u)); system=$((system + s))
+  done
+  echo "$user $system"
+}

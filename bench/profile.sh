@@ -95,8 +95,8 @@ for _ in $(seq 100); do
 done
 
 wrk -t2 -c64 -d2s -H "apikey: $KEY" "${LOAD[@]}" "$URL" >/dev/null
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-sluice_before=$(cpu_ticks "$SLUICE_PID"); mock_before=$(cpu_ticks "$MOCK_PID")
+cpu_total() { local user system; read -r user system <<< "$(cpu_ticks "$1")"; echo $((user + system)); }
+sluice_before=$(cpu_total "$SLUICE_PID"); mock_before=$(cpu_total "$MOCK_PID")
 if [ -n "$RECORD" ]; then
   perf record -F 1999 ${PERF_CALL_GRAPH:--g} -p "$SLUICE_PID" -o "$WORK/perf.data" -- sleep "$DURATION" >/dev/null 2>&1 &
 else
@@ -105,7 +105,7 @@ else
 fi
 PERF=$!
 wrk -t2 -c64 -d"${DURATION}s" -H "apikey: $KEY" "${LOAD[@]}" "$URL" >"$WORK/wrk.txt"
-sluice_after=$(cpu_ticks "$SLUICE_PID"); mock_after=$(cpu_ticks "$MOCK_PID")
+sluice_after=$(cpu_total "$SLUICE_PID"); mock_after=$(cpu_total "$MOCK_PID")
 wait "$PERF" || true
 
 REQUESTS=$(grep -oE '^ *[0-9]+ requests' "$WORK/wrk.txt" | grep -oE '[0-9]+')
