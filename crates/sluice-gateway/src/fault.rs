@@ -1,10 +1,11 @@
 //! Every answer the gateway makes itself, as data: a status, WSO2's fault
 //! body, and the extra headers. Each failure kind maps to one status here.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{HeaderName, HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 use sluice_core::{Dimension, ErrorFormat};
+use std::fmt::Write as _;
 use std::sync::LazyLock;
 
 const RETRY_AFTER_MS: HeaderName = HeaderName::from_static("retry-after-ms");
@@ -274,29 +275,48 @@ impl Throttled {
             ErrorFormat::Anthropic => 2,
         }]
         .clone();
-        let mut response = Response::new(Full::new(body));
-        *response.status_mut() = self.status;
         let retry_after_s = self.retry_after_ms.div_ceil(1_000).max(1);
         let policy = match self.dimension {
             Some(dimension) => dimension.as_str(),
             None => "in_flight",
         };
+        // The four computed values share one buffer: one allocation, not one each.
+        let mut text = BytesMut::with_capacity(128);
+        let mut value = |args: std::fmt::Arguments<'_>| {
+            let _ = text.write_fmt(args);
+            let value = text.split().freeze();
+            HeaderValue::from_maybe_shared(value).ok()
+        };
+        let fields = [
+            (header::RETRY_AFTER, value(format_args!("{retry_after_s}"))),
+            (
+                RETRY_AFTER_MS,
+                value(format_args!("{}", self.retry_after_ms)),
+            ),
+            (
+                RATELIMIT_POLICY,
+                value(format_args!(
+                    "\"backend-{policy}\";q={};w={}",
+                    self.limit, self.window_seconds
+                )),
+            ),
+            (
+                RATELIMIT,
+                value(format_args!("\"backend-{policy}\";r=0;t={retry_after_s}")),
+            ),
+        ];
+        let mut response = Response::new(Full::new(body));
+        *response.status_mut() = self.status;
         let headers = response.headers_mut();
+        // Room for these, the request id and hyper's own without growing.
+        headers.reserve(12);
         headers.insert(header::CONTENT_TYPE, content_type);
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
-        headers.insert(RETRY_AFTER_MS, HeaderValue::from(self.retry_after_ms));
         headers.insert(SHOULD_RETRY, HeaderValue::from_static("true"));
         headers.insert(LIMIT_DIMENSION, HeaderValue::from_static(policy));
-        if let Ok(value) = HeaderValue::from_str(&format!(
-            "\"backend-{policy}\";q={};w={}",
-            self.limit, self.window_seconds
-        )) {
-            headers.insert(RATELIMIT_POLICY, value);
-        }
-        if let Ok(value) =
-            HeaderValue::from_str(&format!("\"backend-{policy}\";r=0;t={retry_after_s}"))
-        {
-            headers.insert(RATELIMIT, value);
+        for (name, value) in fields {
+            if let Some(value) = value {
+                headers.insert(name, value);
+            }
         }
         response
     }
@@ -384,6 +404,30 @@ mod tests {
     async fn body_json(response: Response<Full<Bytes>>) -> serde_json::Value {
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[test]
+    fn throttled_fields_are_whole_at_their_longest() {
+        let throttled = Throttled {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            dimension: Some(Dimension::CompletionTokens),
+            limit: u64::MAX,
+            window_seconds: 86_400,
+            retry_after_ms: 86_399_001,
+            format: ErrorFormat::OpenAi,
+        };
+        let response = throttled.response();
+        let headers = response.headers();
+        assert_eq!(headers["retry-after"], "86400");
+        assert_eq!(headers["retry-after-ms"], "86399001");
+        assert_eq!(
+            headers["ratelimit-policy"],
+            "\"backend-completion_tokens\";q=18446744073709551615;w=86400"
+        );
+        assert_eq!(
+            headers["ratelimit"],
+            "\"backend-completion_tokens\";r=0;t=86400"
+        );
     }
 
     #[tokio::test]
