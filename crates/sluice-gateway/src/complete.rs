@@ -27,24 +27,55 @@ pub(crate) struct TokenTap {
     pub(crate) model: Option<String>,
 }
 
-/// What the access log says about one request.
-pub(crate) struct Completion {
-    pub(crate) started: Instant,
+/// Who asked for what, as the access log line names it: kept only while
+/// the log is on, so that a request does not copy its id, path and API name
+/// for nothing.
+pub(crate) struct Requested {
     pub(crate) request_id: String,
     pub(crate) method: http::Method,
     pub(crate) path: String,
     pub(crate) api: Option<String>,
+}
+
+/// What the access log says about one request.
+pub(crate) struct Completion {
+    pub(crate) started: Instant,
+    /// `None` when the access log is off.
+    pub(crate) requested: Option<Requested>,
     pub(crate) environment: Option<&'static str>,
     pub(crate) status: u16,
     /// The admission decision or the reason the gateway answered itself.
     pub(crate) decision: &'static str,
     pub(crate) upstream_ms: Option<f64>,
-    pub(crate) log: bool,
     pub(crate) permit: Option<(InFlightPermit, metrics::Gauge)>,
     /// Boxed: only AI responses have one, and a response body carries its
     /// completion, so every other response would move the tap's kilobyte.
     pub(crate) tokens: Option<Box<TokenTap>>,
     pub(crate) finished: bool,
+}
+
+impl Completion {
+    /// A request's completion, logged when `requested` is given.
+    pub(crate) fn new(started: Instant, requested: Option<Requested>) -> Self {
+        Self {
+            started,
+            requested,
+            environment: None,
+            status: 0,
+            decision: "",
+            upstream_ms: None,
+            permit: None,
+            tokens: None,
+            finished: false,
+        }
+    }
+
+    /// The API the request was routed to, for the log line.
+    pub(crate) fn routed_to(&mut self, api: &str) {
+        if let Some(requested) = &mut self.requested {
+            requested.api = Some(api.to_owned());
+        }
+    }
 }
 
 impl Drop for Completion {
@@ -60,9 +91,9 @@ impl Drop for Completion {
             let (cost, source) = tap.settlement.settle(self.status, usage.as_ref());
             (cost, source, model)
         });
-        if !self.log {
+        let Some(requested) = &self.requested else {
             return;
-        }
+        };
         let duration_ms = self.started.elapsed().as_secs_f64() * 1_000.0;
         let (tokens, source, model) = match &settled {
             Some((cost, source, model)) => (Some(cost.0), source.as_str(), model.as_deref()),
@@ -70,10 +101,10 @@ impl Drop for Completion {
         };
         tracing::info!(
             target: "sluice::access",
-            request_id = %self.request_id,
-            method = %self.method,
-            path = %self.path,
-            api = %self.api.as_deref().unwrap_or("-"),
+            request_id = %requested.request_id,
+            method = %requested.method,
+            path = %requested.path,
+            api = %requested.api.as_deref().unwrap_or("-"),
             environment = %self.environment.unwrap_or("-"),
             status = self.status,
             decision = %self.decision,
@@ -258,21 +289,11 @@ mod tests {
     use std::task::ready;
 
     fn completion(in_flight: &Arc<InFlight>) -> Completion {
-        Completion {
-            started: Instant::now(),
-            request_id: "r".into(),
-            method: http::Method::GET,
-            path: "/a/v1".into(),
-            api: None,
-            environment: None,
-            status: 200,
-            decision: "admitted",
-            upstream_ms: None,
-            log: false,
-            permit: Some((in_flight.try_acquire(None).unwrap(), metrics::Gauge::noop())),
-            tokens: None,
-            finished: false,
-        }
+        let mut completion = Completion::new(Instant::now(), None);
+        completion.status = 200;
+        completion.decision = "admitted";
+        completion.permit = Some((in_flight.try_acquire(None).unwrap(), metrics::Gauge::noop()));
+        completion
     }
 
     #[tokio::test]

@@ -34,7 +34,7 @@ pub use snapshot::{KeyEntry, SnapshotInput};
 pub use upstream::UpstreamSettings;
 
 use crate::admit::{AdmissionOutcome, admit};
-use crate::complete::{Completion, TokenTap};
+use crate::complete::{Completion, Requested, TokenTap};
 use crate::fault::Fault;
 use crate::snapshot::{ApiRuntime, RoutingSnapshot};
 use crate::telemetry::{Latencies, Outcome};
@@ -251,21 +251,13 @@ impl Gateway {
     ) -> Response<GatewayBody> {
         let started = Instant::now();
         let request_id = request_id(&request);
-        let mut completion = Completion {
-            started,
+        let requested = self.settings.access_log.then(|| Requested {
             request_id: request_id.to_str().unwrap_or("-").to_owned(),
             method: request.method().clone(),
             path: request.uri().path().to_owned(),
             api: None,
-            environment: None,
-            status: 0,
-            decision: "",
-            upstream_ms: None,
-            log: self.settings.access_log,
-            permit: None,
-            tokens: None,
-            finished: false,
-        };
+        });
+        let mut completion = Completion::new(started, requested);
         // Held across the upstream await: an owned Arc, not a borrow guard.
         let snapshot = self.snapshot.load_full();
         let (api, rest) = match snapshot.routes.find(request.uri().path()) {
@@ -273,7 +265,7 @@ impl Gateway {
             Ok(None) => return self.fault(Fault::NoRoute, completion, &request_id),
             Err(_) => return self.fault(Fault::BadPath, completion, &request_id),
         };
-        completion.api = Some(api.definition.route.clone());
+        completion.routed_to(&api.definition.route);
         let origin = request.headers().get(http::header::ORIGIN).cloned();
 
         if cors::is_preflight(&request) {
