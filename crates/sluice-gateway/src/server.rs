@@ -8,6 +8,7 @@
 mod body;
 mod connection;
 mod limits;
+mod woken;
 mod workers;
 
 pub use body::{ClientBody, ClientBodyError};
@@ -36,6 +37,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use woken::WhenWoken;
 use workers::{Load, Workers};
 
 /// Settings of the accept phase: how long and how much a client may send.
@@ -114,6 +116,14 @@ enum Stop {
     Draining,
     /// The drain timeout passed: close now.
     Closing,
+}
+
+/// What ended a client connection's watch.
+enum Watch {
+    /// A deadline or an eviction.
+    Due(Due),
+    /// The server's state changed.
+    Stopping(Stop),
 }
 
 /// Accept connections on `listener` until `shutdown` resolves, then stop
@@ -314,6 +324,18 @@ impl Accepted {
         let (header_read, idle) = (self.accept.header_read_timeout, self.accept.idle_timeout);
         let mut closing = false;
         loop {
+            // Polled only when a deadline, an eviction or the shutdown
+            // signal woke it, not at each of the connection's wake-ups.
+            let watch = WhenWoken::new(async {
+                tokio::select! {
+                    due = state.due(header_read, idle), if !closing => Watch::Due(due),
+                    changed = self.stopping.changed() => Watch::Stopping(if changed.is_ok() {
+                        *self.stopping.borrow()
+                    } else {
+                        Stop::Closing
+                    }),
+                }
+            });
             tokio::select! {
                 result = connection.as_mut() => {
                     if let Err(error) = result {
@@ -321,26 +343,25 @@ impl Accepted {
                     }
                     break;
                 }
-                due = state.due(header_read, idle), if !closing => {
-                    closed(due.as_str());
-                    if due == Due::HeaderTimeout || (due == Due::Evicted && state.awaiting_head()) {
-                        tracing::debug!(remote = %self.remote, reason = due.as_str(), "closing the connection");
-                        break;
-                    }
-                    connection.as_mut().graceful_shutdown();
-                    closing = true;
-                }
-                changed = self.stopping.changed() => {
-                    let stop = if changed.is_ok() { *self.stopping.borrow() } else { Stop::Closing };
-                    match stop {
-                        Stop::Running => {}
-                        Stop::Draining if !closing => {
-                            connection.as_mut().graceful_shutdown();
-                            closing = true;
+                watch = watch => match watch {
+                    Watch::Due(due) => {
+                        closed(due.as_str());
+                        if due == Due::HeaderTimeout
+                            || (due == Due::Evicted && state.awaiting_head())
+                        {
+                            tracing::debug!(remote = %self.remote, reason = due.as_str(), "closing the connection");
+                            break;
                         }
-                        Stop::Draining => {}
-                        Stop::Closing => break,
+                        connection.as_mut().graceful_shutdown();
+                        closing = true;
                     }
+                    Watch::Stopping(Stop::Running) => {}
+                    Watch::Stopping(Stop::Draining) if !closing => {
+                        connection.as_mut().graceful_shutdown();
+                        closing = true;
+                    }
+                    Watch::Stopping(Stop::Draining) => {}
+                    Watch::Stopping(Stop::Closing) => break,
                 }
             }
         }

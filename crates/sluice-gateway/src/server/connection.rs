@@ -84,8 +84,7 @@ impl Due {
 #[derive(Debug)]
 pub(super) struct ConnState {
     inner: Mutex<Inner>,
-    /// Woken when a head starts on an idle connection, or when the
-    /// registry evicts the connection.
+    /// Woken when the registry evicts the connection.
     changed: Notify,
     evict: AtomicBool,
 }
@@ -133,12 +132,12 @@ impl ConnState {
         }
         // HTTP/1: bytes on an idle connection start the next head. (HTTP/2
         // idle connections carry pings and window updates: not a head.)
+        // The watch need not be woken: it looks again within a header-read
+        // timeout of its last look, before this head's deadline.
         if inner.protocol == Protocol::Http1
             && let Phase::Idle(_) = inner.phase
         {
             inner.phase = Phase::AwaitingHead(Instant::now());
-            // The only change that brings the deadline closer.
-            self.changed.notify_one();
         }
     }
 
@@ -173,34 +172,38 @@ impl ConnState {
 
     /// Wait until the connection must end, and say why.
     ///
-    /// It sleeps until the deadline of the phase it saw, then looks again.
-    /// Only the start of a head on an idle connection (which brings the
-    /// deadline closer) and an eviction wake it earlier: a request's start
-    /// and end only move the deadline later, and waking for them would
-    /// cost every request two polls of its connection and two timers. A
-    /// busy connection is looked at every `min(header_read, idle)`.
+    /// It sleeps until the deadline of the phase it saw, then looks again,
+    /// and it never sleeps longer than the header-read timeout: a head that
+    /// starts on an idle connection (the only change that brings a deadline
+    /// closer) is then seen before its deadline without waking this for
+    /// every request. Only an eviction wakes it early.
     pub(super) async fn due(&self, header_read: Duration, idle: Duration) -> Due {
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
             let phase = self.inner.lock().phase;
+            let now = Instant::now();
+            let next_look = now + header_read;
             let (deadline, due) = match phase {
                 Phase::Busy(_) => {
                     // A busy connection is never evicted; the registry picks another.
                     self.evict.store(false, Ordering::Relaxed);
-                    (Instant::now() + header_read.min(idle), None)
+                    (now + header_read.min(idle), None)
                 }
                 Phase::AwaitingHead(since) => (since + header_read, Some(Due::HeaderTimeout)),
-                Phase::Idle(since) => (since + idle, Some(Due::IdleTimeout)),
+                Phase::Idle(since) if since + idle <= next_look => {
+                    (since + idle, Some(Due::IdleTimeout))
+                }
+                Phase::Idle(_) => (next_look, None),
             };
-            if let Some(due) = due {
-                if self.evict.load(Ordering::Relaxed) {
-                    return Due::Evicted;
-                }
-                if Instant::now() >= deadline {
-                    return due;
-                }
+            if self.evict.load(Ordering::Relaxed) && !matches!(phase, Phase::Busy(_)) {
+                return Due::Evicted;
+            }
+            if let Some(due) = due
+                && now >= deadline
+            {
+                return due;
             }
             tokio::select! {
                 () = &mut changed => {}
@@ -439,6 +442,29 @@ mod tests {
             waiter.await.unwrap(),
             (Due::HeaderTimeout, Duration::from_secs(5) + HEADER)
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_head_is_timed_from_its_start_whenever_it_starts_between_the_watchs_looks() {
+        // The watch is not woken by a head's start; it looks again every
+        // header-read timeout. Heads starting before, at and after a look:
+        for offset in [1, 9, 10, 11, 19, 20, 25, 59] {
+            let offset = Duration::from_secs(offset);
+            let state = Arc::new(ConnState::new(Instant::now()));
+            state.received(b"GET / HTTP/1.1\r\n");
+            drop(state.request_started());
+            let waiter = tokio::spawn({
+                let state = Arc::clone(&state);
+                async move { due_after(&state).await }
+            });
+            tokio::time::sleep(offset).await;
+            state.received(b"GET / HT");
+            assert_eq!(
+                waiter.await.unwrap(),
+                (Due::HeaderTimeout, offset + HEADER),
+                "a head started {offset:?} into the idle time"
+            );
+        }
     }
 
     #[tokio::test(start_paused = true)]
