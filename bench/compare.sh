@@ -3,7 +3,8 @@
 # (issue 6), all on 127.0.0.1 in front of one `sluice mock-backend`.
 #
 # Cases, each run with wrk for the same duration, in interleaved rounds (every
-# round runs every case; the proxies' order rotates from round to round):
+# round runs every case; the proxies' order rotates from round to round, and
+# every other round runs the never-triggering limits before no limit):
 #   direct                      wrk straight to the backend: the ceiling
 #   {nginx,haproxy,sluice}_nolimit   proxy without a limit
 #   {nginx,haproxy,sluice}_never     a global limit that never triggers
@@ -303,9 +304,12 @@ if [ -n "$SCALE_PID" ]; then
 fi
 
 round_cases() { # round: the cases of one round, proxies rotated
-  local r=$1 proxies=(nginx haproxy sluice) group i
+  local r=$1 proxies=(nginx haproxy sluice) groups=(nolimit never cap) group i
+  # Every other round runs the never-triggering limits before no limit, so
+  # that the limiter-cost ratio is not biased by the order within a round.
+  [ $((r % 2)) -eq 0 ] || groups=(never nolimit cap)
   echo direct
-  for group in nolimit never cap; do
+  for group in "${groups[@]}"; do
     for i in 0 1 2; do echo "${proxies[$(((i + r) % 3))]}_$group"; done
   done
   if [ $((r % 2)) -eq 0 ]; then echo redis_exact_never redis_leased_never redis_exact_cap redis_leased_cap
