@@ -44,7 +44,7 @@ pub(crate) struct ForwardContext<'a> {
     pub(crate) target: &'a EndpointTarget,
     pub(crate) rest: &'a str,
     pub(crate) key_header: Option<&'a HeaderName>,
-    pub(crate) remote: SocketAddr,
+    pub(crate) client: crate::ClientConnection,
     pub(crate) request_id: &'a HeaderValue,
     pub(crate) admission_stamp: Option<HeaderValue>,
 }
@@ -55,7 +55,6 @@ pub(crate) fn prepare<B>(
     context: ForwardContext<'_>,
 ) -> Result<(), http::Error> {
     let target = context.target;
-    let proto = crate::server::forwarded_proto(request.extensions());
     if !target.tls_verify {
         request
             .extensions_mut()
@@ -83,8 +82,11 @@ pub(crate) fn prepare<B>(
         headers.insert(name.clone(), value.clone());
     }
     headers.insert(header::HOST, target.host.clone());
-    append_forwarded_for(headers, context.remote);
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    append_forwarded_for(headers, context.client.remote);
+    headers.insert(
+        X_FORWARDED_PROTO,
+        HeaderValue::from_static(context.client.scheme()),
+    );
     if let Some(host) = original_host {
         headers.insert(X_FORWARDED_HOST, host);
     }
@@ -110,13 +112,18 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 fn append_forwarded_for(headers: &mut HeaderMap, remote: SocketAddr) {
+    use std::fmt::Write as _;
     let name = X_FORWARDED_FOR;
-    let ip = remote.ip().to_string();
-    let value = match headers.get(&name).and_then(|v| v.to_str().ok()) {
-        Some(previous) if !previous.is_empty() => format!("{previous}, {ip}"),
-        _ => ip,
-    };
-    if let Ok(value) = HeaderValue::from_str(&value) {
+    let mut value = String::new();
+    if let Some(previous) = headers.get(&name).and_then(|v| v.to_str().ok())
+        && !previous.is_empty()
+    {
+        value.push_str(previous);
+        value.push_str(", ");
+    }
+    let _ = write!(value, "{}", remote.ip());
+    // The string's buffer becomes the header value's, without a copy.
+    if let Ok(value) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
         headers.insert(name, value);
     }
 }
@@ -169,13 +176,26 @@ mod tests {
         rest: &str,
         key: Option<&HeaderName>,
     ) {
+        forward_over(request, target, rest, key, false);
+    }
+
+    fn forward_over(
+        request: &mut Request<()>,
+        target: &EndpointTarget,
+        rest: &str,
+        key: Option<&HeaderName>,
+        tls: bool,
+    ) {
         prepare(
             request,
             ForwardContext {
                 target,
                 rest,
                 key_header: key,
-                remote: "10.0.0.9:5000".parse().unwrap(),
+                client: crate::ClientConnection {
+                    remote: "10.0.0.9:5000".parse().unwrap(),
+                    tls,
+                },
                 request_id: &HeaderValue::from_static("req-1"),
                 admission_stamp: None,
             },
@@ -233,11 +253,12 @@ mod tests {
     fn a_client_on_tls_is_forwarded_as_https() {
         let target = target("", None);
         let mut request = Request::get("/api/v1/x").body(()).unwrap();
-        request
-            .extensions_mut()
-            .insert(crate::server::ClientConnection { tls: true });
-        forward(&mut request, &target, "/x", None);
+        forward_over(&mut request, &target, "/x", None, true);
         assert_eq!(request.headers()["x-forwarded-proto"], "https");
+        let mut request = Request::get("/api/v1/x").body(()).unwrap();
+        forward(&mut request, &target, "/x", None);
+        assert_eq!(request.headers()["x-forwarded-proto"], "http");
+        assert_eq!(request.headers()["x-forwarded-for"], "10.0.0.9");
     }
 
     #[test]

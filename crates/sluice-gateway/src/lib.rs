@@ -29,7 +29,7 @@ mod upstream;
 
 pub use complete::TrackedBody;
 pub use read_ahead::ReadAhead;
-pub use server::{AcceptSettings, ClientBody, ClientBodyError, serve};
+pub use server::{AcceptSettings, ClientBody, ClientBodyError, ClientConnection, serve};
 pub use snapshot::{KeyEntry, SnapshotInput};
 pub use upstream::UpstreamSettings;
 
@@ -48,7 +48,6 @@ use sluice_ai::{Operation, UsageChunkFilter, UsageExtractor};
 use sluice_core::{ApiDefinition, Dimension, Environment, RejectStatus};
 use sluice_limits::Cost;
 use sluice_limits::{Clock, Counters, WindowUsage};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -247,7 +246,7 @@ impl Gateway {
     pub async fn handle(
         &self,
         request: Request<ClientBody>,
-        remote: SocketAddr,
+        client: ClientConnection,
     ) -> Response<GatewayBody> {
         let started = Instant::now();
         let request_id = request_id(&request);
@@ -448,7 +447,7 @@ impl Gateway {
                 target,
                 rest: &rest,
                 key_header: caller.key_header.as_ref(),
-                remote,
+                client,
                 request_id: &request_id,
                 admission_stamp: stamp,
             },

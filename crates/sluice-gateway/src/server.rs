@@ -93,18 +93,19 @@ impl AcceptSettings {
     }
 }
 
-/// What the request path learns about the client connection (a request
-/// extension): whether it came over TLS, for `X-Forwarded-Proto`.
+/// What the request path learns about the client connection: its address,
+/// for `X-Forwarded-For`, and whether it came over TLS, for
+/// `X-Forwarded-Proto`.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct ClientConnection {
-    pub(crate) tls: bool,
+pub struct ClientConnection {
+    pub remote: SocketAddr,
+    pub tls: bool,
 }
 
-/// `X-Forwarded-Proto` of a request.
-pub(crate) fn forwarded_proto(extensions: &http::Extensions) -> &'static str {
-    match extensions.get::<ClientConnection>() {
-        Some(ClientConnection { tls: true }) => "https",
-        _ => "http",
+impl ClientConnection {
+    /// `X-Forwarded-Proto` of its requests.
+    pub(crate) fn scheme(self) -> &'static str {
+        if self.tls { "https" } else { "http" }
     }
 }
 
@@ -383,11 +384,13 @@ async fn respond(
         return refuse(&fault);
     }
     let outcome = Arc::new(BodyOutcome::default());
-    let (mut parts, body) = request.into_parts();
-    parts.extensions.insert(ClientConnection { tls });
+    let (parts, body) = request.into_parts();
     let body = ClientBody::new(body, accept.body_read_timeout, Arc::clone(&outcome));
     let response = gateway
-        .handle(Request::from_parts(parts, body), remote)
+        .handle(
+            Request::from_parts(parts, body),
+            ClientConnection { remote, tls },
+        )
         .await;
     if let Some(fault) = outcome.fault() {
         let mut response = refuse(&fault);
