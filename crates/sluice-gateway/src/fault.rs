@@ -308,7 +308,7 @@ impl Throttled {
         let mut response = Response::new(Full::new(body));
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
-        // Room for these, the request id and hyper's own without growing.
+        // Room for these, the request id and CORS headers without growing.
         headers.reserve(12);
         headers.insert(header::CONTENT_TYPE, content_type);
         headers.insert(SHOULD_RETRY, HeaderValue::from_static("true"));
