@@ -498,38 +498,48 @@ def seed(args):
 
 # ---------------------------------------------------------------- live-change
 
+def live_change_client(host, port, context, key, marker, stop, results):
+    """One probing client of `live_change`, in a process of its own: Python
+    threads would share one interpreter lock, whose hand-overs (every 5 ms)
+    would delay the PUT and the probes' timestamps by more than Sluice
+    takes to apply the change."""
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    headers = {"apikey": key}
+    samples, failures = [], []  # (answered, through the new definition, sent)
+    while not stop.is_set():
+        sent = time.monotonic()
+        try:
+            conn.request("GET", f"{context}/x", headers=headers)
+            response = conn.getresponse()
+            body = response.read()
+        except (http.client.HTTPException, OSError) as error:
+            failures.append(repr(error))
+            conn.close()
+            conn = http.client.HTTPConnection(host, port, timeout=10)
+            continue
+        if response.status != 200:
+            failures.append(response.status)
+        samples.append((time.monotonic(), marker.encode() in body, sent))
+    results.put((samples, failures))
+
+
 def live_change(args):
     """Clients on keep-alive connections call one API back to back; after
     `--before` seconds its production endpoint is changed (GET, edit, PUT).
     The mock echoes the path it was called with, so each answer tells whether
-    it went through the old or the new definition."""
+    it went through the old or the new definition. Each client is a process
+    of its own; time.monotonic() is the same clock in all of them."""
+    import multiprocessing
+
     m = re.match(r"http://([^/:]+):(\d+)", args.gateway)
     host, port = m.group(1), int(m.group(2))
-    stop = threading.Event()
-    samples = [[] for _ in range(args.clients)]  # (answered, through the new definition, sent)
-    failures = []
-
-    def client(index):
-        conn = http.client.HTTPConnection(host, port, timeout=10)
-        headers = {"apikey": args.key}
-        while not stop.is_set():
-            sent = time.monotonic()
-            try:
-                conn.request("GET", f"{args.context}/x", headers=headers)
-                response = conn.getresponse()
-                body = response.read()
-            except (http.client.HTTPException, OSError) as error:
-                failures.append(repr(error))
-                conn.close()
-                conn = http.client.HTTPConnection(host, port, timeout=10)
-                continue
-            if response.status != 200:
-                failures.append(response.status)
-            samples[index].append((time.monotonic(), args.marker.encode() in body, sent))
-
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
-    for t in threads:
-        t.start()
+    stop = multiprocessing.Event()
+    results = multiprocessing.Queue()
+    clients = [multiprocessing.Process(target=live_change_client,
+                                       args=(host, port, args.context, args.key, args.marker, stop, results))
+               for _ in range(args.clients)]
+    for c in clients:
+        c.start()
     time.sleep(args.before)
 
     admin = Admin(args.admin, args.password)
@@ -541,8 +551,13 @@ def live_change(args):
     put_end = time.monotonic()
     time.sleep(args.after)
     stop.set()
-    for t in threads:
-        t.join()
+    samples, failures = [], []
+    for _ in clients:
+        per, failed = results.get()
+        samples.append(per)
+        failures.extend(failed)
+    for c in clients:
+        c.join()
 
     every = sorted(s for per in samples for s in per)
     first_new = next((t for t, new, _ in every if new and t >= put_start), None)
