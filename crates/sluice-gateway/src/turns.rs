@@ -1,8 +1,9 @@
 //! Turns of a gateway worker's runtime: each poll of a client connection's
-//! task (or of one of its HTTP/2 streams' tasks) begins one. The read-ahead asks for a turn with a self-wake so that
-//! the upstream connection's task, woken before it, runs first; it needs to
-//! tell a turn given from hyper polling it again within the same one (hyper
-//! polls a response body up to 16 times per poll of its connection).
+//! task (or of one of its HTTP/2 streams' tasks) begins one. The read-ahead
+//! asks for a turn with a self-wake so that the upstream connection's task,
+//! woken before it, runs first; it needs to tell a turn given from hyper
+//! polling it again within the same one (hyper polls a response body up to
+//! 16 times per poll of its connection).
 
 use pin_project_lite::pin_project;
 use std::cell::Cell;

@@ -85,7 +85,7 @@ impl Due {
 pub(super) struct ConnState {
     inner: Mutex<Inner>,
     /// Woken when the registry evicts the connection.
-    changed: Notify,
+    evicted: Notify,
     evict: AtomicBool,
 }
 
@@ -97,7 +97,7 @@ impl ConnState {
                 protocol: Protocol::Unknown,
                 first_bytes: Vec::new(),
             }),
-            changed: Notify::new(),
+            evicted: Notify::new(),
             evict: AtomicBool::new(false),
         }
     }
@@ -179,9 +179,9 @@ impl ConnState {
     /// every request. Only an eviction wakes it early.
     pub(super) async fn due(&self, header_read: Duration, idle: Duration) -> Due {
         loop {
-            let changed = self.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
+            let evicted = self.evicted.notified();
+            tokio::pin!(evicted);
+            evicted.as_mut().enable();
             let phase = self.inner.lock().phase;
             let now = Instant::now();
             let next_look = now + header_read;
@@ -206,7 +206,7 @@ impl ConnState {
                 return due;
             }
             tokio::select! {
-                () = &mut changed => {}
+                () = &mut evicted => {}
                 () = tokio::time::sleep_until(deadline) => {}
             }
         }
@@ -308,7 +308,7 @@ impl Connections {
             .min_by_key(|(since, _)| *since);
         if let Some((_, state)) = quietest {
             state.evict.store(true, Ordering::Relaxed);
-            state.changed.notify_one();
+            state.evicted.notify_one();
         }
     }
 
