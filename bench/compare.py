@@ -191,9 +191,12 @@ def window_count(args):
 # ---------------------------------------------------------------- table
 
 # Case name -> (group, proxy). Ratios compare a case with the same group's
-# NGINX and HAProxy cases of the same round.
+# NGINX and HAProxy cases of the same round; the floor's refusals, with their
+# answers under the cap.
 def case_group(case):
-    for proxy in ("nginx", "haproxy", "sluice"):
+    if case == "floor_refuse":
+        return "cap", "floor"
+    for proxy in ("nginx", "haproxy", "sluice", "floor"):
         if case.startswith(proxy + "_"):
             return case[len(proxy) + 1:], proxy
     return case, None
@@ -283,6 +286,11 @@ def table(args):
         ("sluice_never", "haproxy_never", "Sluice / HAProxy, never-triggering limit (goal >= 1.1)"),
         ("sluice_cap", "nginx_cap", "Sluice / NGINX, 1000/s cap (answers, mostly refusals)"),
         ("sluice_cap", "haproxy_cap", "Sluice / HAProxy, 1000/s cap (answers, mostly refusals)"),
+        ("floor_nolimit", "nginx_never", "floor of hyper and tokio, passing on / NGINX never-triggering"),
+        ("floor_refuse", "nginx_cap", "floor of hyper and tokio, fixed 429 / NGINX 1000/s cap"),
+        ("floor_refuse", "haproxy_cap", "floor of hyper and tokio, fixed 429 / HAProxy 1000/s cap"),
+        ("sluice_never", "floor_nolimit", "Sluice never-triggering / the floor passing on"),
+        ("sluice_cap", "floor_refuse", "Sluice 1000/s cap / the floor's fixed 429"),
         ("redis_exact_never", "sluice_never", "Redis exact / local, never-triggering"),
         ("redis_leased_never", "sluice_never", "Redis leased / local, never-triggering (goal >= 0.8)"),
         ("ai_stream_tokens", "ai_stream_plain", "AI stream with token limit / without (goal >= 0.95)"),

@@ -9,6 +9,11 @@
 #   {nginx,haproxy,sluice}_nolimit   proxy without a limit
 #   {nginx,haproxy,sluice}_never     a global limit that never triggers
 #   {nginx,haproxy,sluice}_cap       a global cap of 1000 requests/s
+#   floor_nolimit, floor_refuse      the floor of Sluice's HTTP stack (hyper
+#                               and tokio as Sluice runs them, nothing of
+#                               Sluice's own: crates/sluice-gateway/examples/
+#                               http_floor.rs) passing every request on, and
+#                               answering every request with a fixed 429
 #   redis_{exact,leased}_{never,cap} Sluice with counters in a private Redis
 #   sluice_10k_apis             Sluice with 10 000 APIs, keys and limits
 #                               published, through one of them
@@ -31,6 +36,7 @@
 #                    the rest are seeded into the store: see the scale case)
 #   --out DIR        keep every raw wrk output and the results there
 #   SLUICE_BIN=path  use a built binary instead of `cargo build --release`
+#   FLOOR_BIN=path   the same for the floor (`--example http_floor`)
 # Installs wrk, nginx-light (or nginx), haproxy and redis-server with apt-get
 # when missing. Starts everything itself and leaves nothing running.
 set -euo pipefail
@@ -70,41 +76,15 @@ PASSWORD=bench-password
 HELPER="python3 bench/compare.py"
 
 # ------------------------------------------------------------------ tools
-install_packages() {
-  # Debian starts a service when its package is installed: keep the system
-  # NGINX, HAProxy and Redis from starting (and staying up) on ports 80, 6379.
-  local guard=""
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-    guard=/usr/sbin/policy-rc.d
-  fi
-  apt-get update -qq >/dev/null || true
-  local status=0
-  for package in "$@"; do
-    if [ "$package" = nginx-light ]; then
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null 2>&1 \
-        || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null || status=1
-    else
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null || status=1
-    fi
-  done
-  [ -n "$guard" ] && rm -f "$guard"
-  return $status
-}
-MISSING=()
-command -v wrk >/dev/null || MISSING+=(wrk)
-command -v nginx >/dev/null || MISSING+=(nginx-light)
-command -v haproxy >/dev/null || MISSING+=(haproxy)
-command -v redis-server >/dev/null || MISSING+=(redis-server)
-command -v curl >/dev/null || MISSING+=(curl)
-if [ ${#MISSING[@]} -gt 0 ]; then
-  echo "installing ${MISSING[*]}"
-  install_packages "${MISSING[@]}"
-fi
+install_missing wrk nginx haproxy redis-server curl
 if [ -z "${SLUICE_BIN:-}" ]; then
   cargo build --release --quiet --bin sluice
 fi
+if [ -z "${FLOOR_BIN:-}" ]; then
+  cargo build --release --quiet -p sluice-gateway --example http_floor
+fi
 BIN=${SLUICE_BIN:-target/release/sluice}
+FLOOR=${FLOOR_BIN:-target/release/examples/http_floor}
 
 # ------------------------------------------------------------------ processes
 WORK=$(mktemp -d /tmp/sluice-compare.XXXXXX)
@@ -129,7 +109,8 @@ trap 'exit 130' INT TERM
 
 read -r MOCK_PORT NGINX_PORT HAPROXY_PORT REDIS_PORT \
   GW_PORT ADMIN_PORT EXACT_GW EXACT_ADMIN LEASED_GW LEASED_ADMIN SCALE_GW SCALE_ADMIN \
-  <<< "$($HELPER free-ports 12)"
+  FLOOR_PROXY_PORT FLOOR_REFUSE_PORT \
+  <<< "$($HELPER free-ports 14)"
 
 wait_port() { # port [seconds]
   local i
@@ -164,6 +145,13 @@ sed -e "s|@PORT@|$HAPROXY_PORT|g" -e "s|@MOCK_PORT@|$MOCK_PORT|g" -e "s|@THREADS
 haproxy -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 & PIDS+=($!)
 HAPROXY_PID=$!
 wait_port "$HAPROXY_PORT"
+
+"$FLOOR" --listen "127.0.0.1:$FLOOR_PROXY_PORT" --backend "127.0.0.1:$MOCK_PORT" \
+  --workers "$CORES" >"$WORK/floor-proxy.log" 2>&1 & PIDS+=($!)
+FLOOR_PROXY_PID=$!
+"$FLOOR" --listen "127.0.0.1:$FLOOR_REFUSE_PORT" --answer --workers "$CORES" >"$WORK/floor-refuse.log" 2>&1 & PIDS+=($!)
+FLOOR_REFUSE_PID=$!
+wait_port "$FLOOR_PROXY_PORT"; wait_port "$FLOOR_REFUSE_PORT"
 
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
   --dir "$WORK/redis" >"$WORK/redis.log" 2>&1 & PIDS+=($!)
@@ -293,6 +281,8 @@ for group in nolimit never cap; do
   CPU_OF[nginx_$group]=$NGINX_PIDS; CPU_OF[haproxy_$group]=$HAPROXY_PID; CPU_OF[sluice_$group]=$LOCAL_PID
   CPU_OF[redis_exact_$group]=$EXACT_PID; CPU_OF[redis_leased_$group]=$LEASED_PID
 done
+URL[floor_nolimit]="http://127.0.0.1:$FLOOR_PROXY_PORT/x"; CPU_OF[floor_nolimit]=$FLOOR_PROXY_PID
+URL[floor_refuse]="http://127.0.0.1:$FLOOR_REFUSE_PORT/x"; CPU_OF[floor_refuse]=$FLOOR_REFUSE_PID
 CPU_OF[ai_stream_plain]=$LOCAL_PID; CPU_OF[ai_stream_tokens]=$LOCAL_PID
 URL[ai_direct]="http://127.0.0.1:$MOCK_PORT/v1/chat/completions"; LUA[ai_direct]=$AI_LUA
 URL[ai_stream_plain]="http://127.0.0.1:$GW_PORT/aiplain/v1/chat/completions"; LUA[ai_stream_plain]=$AI_LUA
@@ -304,13 +294,15 @@ if [ -n "$SCALE_PID" ]; then
 fi
 
 round_cases() { # round: the cases of one round, proxies rotated
-  local r=$1 proxies=(nginx haproxy sluice) groups=(nolimit never cap) group i
+  local r=$1 groups=(nolimit never cap) group i cases
   # Every other round runs the never-triggering limits before no limit, so
   # that the limiter-cost ratio is not biased by the order within a round.
   [ $((r % 2)) -eq 0 ] || groups=(never nolimit cap)
   echo direct
   for group in "${groups[@]}"; do
-    for i in 0 1 2; do echo "${proxies[$(((i + r) % 3))]}_$group"; done
+    cases=(nginx_$group haproxy_$group sluice_$group)
+    case $group in nolimit) cases+=(floor_nolimit) ;; cap) cases+=(floor_refuse) ;; esac
+    for i in "${!cases[@]}"; do echo "${cases[$(((i + r) % ${#cases[@]}))]}"; done
   done
   if [ $((r % 2)) -eq 0 ]; then echo redis_exact_never redis_leased_never redis_exact_cap redis_leased_cap
   else echo redis_leased_never redis_exact_never redis_leased_cap redis_exact_cap; fi
@@ -318,8 +310,8 @@ round_cases() { # round: the cases of one round, proxies rotated
   echo ai_direct
   if [ $((r % 2)) -eq 0 ]; then echo ai_stream_plain ai_stream_tokens; else echo ai_stream_tokens ai_stream_plain; fi
 }
-ORDER="direct nginx_nolimit haproxy_nolimit sluice_nolimit nginx_never haproxy_never sluice_never
-  nginx_cap haproxy_cap sluice_cap redis_exact_never redis_leased_never redis_exact_cap redis_leased_cap
+ORDER="direct nginx_nolimit haproxy_nolimit sluice_nolimit floor_nolimit nginx_never haproxy_never sluice_never
+  nginx_cap haproxy_cap sluice_cap floor_refuse redis_exact_never redis_leased_never redis_exact_cap redis_leased_cap
   sluice_10k_apis ai_direct ai_stream_plain ai_stream_tokens"
 
 backend_count() { curl -sf "http://127.0.0.1:$MOCK_PORT/__mock/stats" | field requests; }

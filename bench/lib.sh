@@ -35,3 +35,36 @@ cpu_ticks() {
   done
   echo "$user $system"
 }
+
+# install_missing COMMAND...: install, with apt-get, the Debian package of
+# each command that is not on the PATH (nginx comes from nginx-light, or
+# nginx where that is missing). Debian starts a service when its package is
+# installed: a policy-rc.d guard keeps the system NGINX, HAProxy and Redis
+# from starting (and staying up) on ports 80 and 6379.
+install_missing() {
+  local command packages=() guard="" status=0 package
+  for command in "$@"; do
+    command -v "$command" >/dev/null && continue
+    case $command in
+      nginx) packages+=(nginx-light) ;;
+      *) packages+=("$command") ;;
+    esac
+  done
+  [ ${#packages[@]} -gt 0 ] || return 0
+  echo "installing ${packages[*]}"
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    guard=/usr/sbin/policy-rc.d
+  fi
+  apt-get update -qq >/dev/null || true
+  for package in "${packages[@]}"; do
+    if [ "$package" = nginx-light ]; then
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null 2>&1 \
+        || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null || status=1
+    else
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null || status=1
+    fi
+  done
+  [ -n "$guard" ] && rm -f "$guard"
+  return $status
+}

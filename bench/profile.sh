@@ -5,9 +5,12 @@
 # (utime + stime from /proc), and Sluice's system calls and context switches
 # per request (perf stat). With --record, also a perf profile (call graphs)
 # and its top entries; with --strace, the system calls of a few requests on
-# one connection.
+# one connection. With --instructions, Sluice runs under callgrind and the
+# figure is instructions per request: deterministic, so it tells small
+# changes apart where CPU time is too noisy.
 #
 # Usage: bench/profile.sh [--limit N] [--duration S] [--ai] [--record] [--strace]
+#                         [--instructions]
 #   --limit N      the API's production limit per SECOND (default 10^9, which
 #                  never triggers; 1000 makes most answers refusals)
 #   --duration S   seconds of measured load (default 8), after 2 s of warm-up
@@ -15,6 +18,9 @@
 #                  (figures are then per stream of about 35 SSE events)
 #   --record       perf record -g of Sluice during the load; keeps perf.data
 #   --strace       strace of Sluice under one wrk connection for one second
+#   --instructions Sluice under valgrind's callgrind: instructions per
+#                  request in all and inside Gateway::handle (wrk -t1 -c4
+#                  for the duration; about 40 s more for the slow start)
 #   SLUICE_BIN=path  use a built binary instead of `cargo build --release`
 #   PERF_CALL_GRAPH="--call-graph dwarf"  for call graphs through code built
 #                  without frame pointers (larger perf.data)
@@ -29,6 +35,7 @@ DURATION=8
 RECORD=
 STRACE=
 AI=
+INSTRUCTIONS=
 while [ $# -gt 0 ]; do
   case $1 in
     --limit) LIMIT=$2; shift 2 ;;
@@ -36,6 +43,7 @@ while [ $# -gt 0 ]; do
     --ai) AI=1; shift ;;
     --record) RECORD=1; shift ;;
     --strace) STRACE=1; shift ;;
+    --instructions) INSTRUCTIONS=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -43,6 +51,7 @@ done
 command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y wrk >/dev/null; }
 command -v perf >/dev/null || apt-get install -y linux-perf >/dev/null
 [ -z "$STRACE" ] || command -v strace >/dev/null || apt-get install -y strace >/dev/null
+[ -z "$INSTRUCTIONS" ] || command -v valgrind >/dev/null || apt-get install -y valgrind >/dev/null
 if [ -z "${SLUICE_BIN:-}" ]; then
   cargo build --release --quiet --bin sluice
 fi
@@ -59,7 +68,10 @@ trap cleanup EXIT
 "$BIN" mock-backend --listen "127.0.0.1:$MOCK_PORT" >"$WORK/mock.log" 2>&1 & PIDS+=($!)
 MOCK_PID=$!
 sluice_toml "$GATEWAY_PORT" "$ADMIN_PORT" "$WORK" > "$WORK/sluice.toml"
-SLUICE_ADMIN_PASSWORD=$PASSWORD "$BIN" serve --config "$WORK/sluice.toml" >"$WORK/sluice.log" 2>&1 & PIDS+=($!)
+UNDER=()
+[ -z "$INSTRUCTIONS" ] || UNDER=(valgrind --tool=callgrind --instr-atstart=no
+  --callgrind-out-file="$WORK/callgrind.out")
+SLUICE_ADMIN_PASSWORD=$PASSWORD "${UNDER[@]}" "$BIN" serve --config "$WORK/sluice.toml" >"$WORK/sluice.log" 2>&1 & PIDS+=($!)
 SLUICE_PID=$!
 for _ in $(seq 600); do curl -sf "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null && break; sleep 0.1; done
 
@@ -95,6 +107,25 @@ for _ in $(seq 100); do
 done
 
 wrk -t2 -c64 -d2s -H "apikey: $KEY" "${LOAD[@]}" "$URL" >/dev/null
+if [ -n "$INSTRUCTIONS" ]; then
+  callgrind_control -i on "$SLUICE_PID" >/dev/null
+  wrk -t1 -c4 -d"${DURATION}s" -H "apikey: $KEY" "${LOAD[@]}" "$URL" >"$WORK/wrk.txt"
+  callgrind_control -i off "$SLUICE_PID" >/dev/null
+  callgrind_control -d "$SLUICE_PID" >/dev/null
+  REQUESTS=$(grep -oE '^ *[0-9]+ requests' "$WORK/wrk.txt" | grep -oE '[0-9]+')
+  callgrind_annotate --inclusive=yes "$(ls "$WORK"/callgrind.out.* | head -1)" > "$WORK/callgrind.txt"
+  python3 - "$REQUESTS" "$WORK/callgrind.txt" <<'PY'
+import re, sys
+requests = int(sys.argv[1])
+text = open(sys.argv[2]).read()
+ir = lambda line: int(re.match(r"\s*([\d,]+)", line).group(1).replace(",", ""))
+total = ir(re.search(r"^.*PROGRAM TOTALS.*$", text, re.M).group(0))
+handle = re.search(r"^.*sluice_gateway::Gateway::handle::\{\{closure\}\}.*$", text, re.M)
+print(f"{requests} requests (wrk -t1 -c4 under callgrind); instructions per request: {total / requests:,.0f} in all, "
+      f"{(ir(handle.group(0)) if handle else 0) / requests:,.0f} inside Gateway::handle")
+PY
+  exit 0
+fi
 cpu_total() { local user system; read -r user system <<< "$(cpu_ticks "$1")"; echo $((user + system)); }
 sluice_before=$(cpu_total "$SLUICE_PID"); mock_before=$(cpu_total "$MOCK_PID")
 if [ -n "$RECORD" ]; then

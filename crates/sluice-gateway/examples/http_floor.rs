@@ -1,0 +1,145 @@
+//! The floor of Sluice's HTTP stack: what hyper and tokio cost with none of
+//! Sluice in between, for `bench/floor.sh` to set beside Sluice, NGINX and
+//! HAProxy.
+//!
+//! It serves HTTP/1.1 on `--listen` the way the gateway's listener does
+//! (hyper-util's `auto` server, keep-alive, one current-thread runtime per
+//! worker), and either answers every request with a fixed 429 and a JSON body
+//! (`--answer`) or passes every request to `--backend` through hyper-util's
+//! pooled client, one pool per worker, and streams the answer back: no
+//! routing, key, limit, header rewrite, metric or log.
+//!
+//! `cargo run --release -p sluice-gateway --example http_floor -- --listen 127.0.0.1:8080 --answer`
+//! `cargo run --release -p sluice-gateway --example http_floor -- --listen 127.0.0.1:8080 --backend 127.0.0.1:9000`
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// A throttled answer of about the size of the gateway's.
+const THROTTLED: &str = r#"{"code":"900800","message":"Message throttled out","description":"You have exceeded your quota"}"#;
+
+type Body = Either<Incoming, Full<Bytes>>;
+
+fn main() -> std::io::Result<()> {
+    let mut listen: Option<SocketAddr> = None;
+    let mut answer_only = false;
+    let mut backend: Option<String> = None;
+    let mut workers = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--listen" => listen = args.next().and_then(|a| a.parse().ok()),
+            "--answer" => answer_only = true,
+            "--backend" => backend = args.next(),
+            "--workers" => workers = args.next().and_then(|a| a.parse().ok()).unwrap_or(workers),
+            _ => return Err(usage(&format!("unknown argument {arg}"))),
+        }
+    }
+    let listen = listen.ok_or_else(|| usage("--listen ADDRESS is required"))?;
+    if answer_only == backend.is_some() {
+        return Err(usage("one of --answer and --backend HOST:PORT is required"));
+    }
+    let threads: Vec<_> = (0..workers)
+        .map(|_| {
+            let backend = backend.clone();
+            std::thread::spawn(move || worker(listen, backend))
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("a worker panicked")?;
+    }
+    Ok(())
+}
+
+fn usage(problem: &str) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!(
+            "{problem}\nusage: http_floor --listen ADDRESS (--answer | --backend HOST:PORT) [--workers N]"
+        ),
+    )
+}
+
+/// One worker: its own listener on the shared port (`SO_REUSEPORT`), its own
+/// runtime and its own upstream pool.
+fn worker(listen: SocketAddr, backend: Option<String>) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.set_reuseport(true)?;
+        socket.set_reuseaddr(true)?;
+        socket.bind(listen)?;
+        let listener = socket.listen(1024)?;
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder.http1().timer(TokioTimer::new()).keep_alive(true);
+        let builder = Arc::new(builder);
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client: Client<HttpConnector, Incoming> = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(1024)
+            .pool_timer(TokioTimer::new())
+            .build(connector);
+        let backend: Option<Arc<str>> = backend.map(Arc::from);
+        loop {
+            let (stream, _) = listener.accept().await?;
+            stream.set_nodelay(true)?;
+            let builder = Arc::clone(&builder);
+            let client = client.clone();
+            let backend = backend.clone();
+            let service = service_fn(move |request: Request<Incoming>| {
+                let client = client.clone();
+                let backend = backend.clone();
+                async move { Ok::<_, Infallible>(answer(request, &client, backend.as_deref()).await) }
+            });
+            tokio::spawn(async move {
+                let _ = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    })
+}
+
+async fn answer(
+    request: Request<Incoming>,
+    client: &Client<HttpConnector, Incoming>,
+    backend: Option<&str>,
+) -> Response<Body> {
+    let Some(backend) = backend else {
+        return Response::builder()
+            .status(StatusCode::TOO_MANY_REQUESTS)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Either::Right(Full::new(Bytes::from_static(
+                THROTTLED.as_bytes(),
+            ))))
+            .expect("a fixed answer is valid");
+    };
+    let (mut parts, body) = request.into_parts();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    parts.uri = match Uri::try_from(format!("http://{backend}{path}")) {
+        Ok(uri) => uri,
+        Err(_) => return bad_gateway(),
+    };
+    match client.request(Request::from_parts(parts, body)).await {
+        Ok(response) => response.map(Either::Left),
+        Err(_) => bad_gateway(),
+    }
+}
+
+fn bad_gateway() -> Response<Body> {
+    let mut response = Response::new(Either::Right(Full::new(Bytes::new())));
+    *response.status_mut() = StatusCode::BAD_GATEWAY;
+    response
+}
