@@ -23,7 +23,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{StatusCode, header};
 use serde_json::{Map, Value};
-use sluice_core::api_key::{PresentedKey, format_key, key_digest};
+use sluice_core::api_key::{KeyDigester, PresentedKey, format_key, key_digest};
 use sluice_core::{KeyType, ThrottlingPolicy};
 use sluice_store::{ApiKeyRecord, Application, StoreError, Subscription};
 use std::fmt::Write as _;
@@ -378,14 +378,15 @@ pub(crate) async fn revoke_api_key(
         .ok_or_else(|| AdminError::invalid("apikey", "is not a Sluice API key"))?
         .key_id
         .to_owned();
-    let pepper = shared.admin.pepper.clone();
+    let digester = KeyDigester::new(&shared.admin.pepper);
     shared
         .write(move |store| {
             let owned = store.list_keys()?.into_iter().any(|record| {
                 record.key_id == key_id
                     && record.application_id == application_id
                     && record.key_type == key_type
-                    && PresentedKey::parse(&key).is_some_and(|k| k.matches(&pepper, &record.digest))
+                    && PresentedKey::parse(&key)
+                        .is_some_and(|k| k.matches(&digester, &record.digest))
             });
             if !owned {
                 return Err(StoreError::NotFound(format!(

@@ -48,8 +48,8 @@ impl<'a> PresentedKey<'a> {
     }
 
     /// True when this key's digest equals `stored`, compared in constant time.
-    pub fn matches(&self, pepper: &[u8], stored: &KeyDigest) -> bool {
-        key_digest(pepper, self.whole).ct_eq(stored).into()
+    pub fn matches(&self, digester: &KeyDigester, stored: &KeyDigest) -> bool {
+        digester.digest(self.whole).ct_eq(stored).into()
     }
 }
 
@@ -60,9 +60,34 @@ pub fn format_key(key_id: &str, secret: &str) -> String {
 
 /// HMAC-SHA256 of the whole key under the server pepper.
 pub fn key_digest(pepper: &[u8], whole_key: &str) -> KeyDigest {
-    let mut mac = Hmac::<Sha256>::new_from_slice(pepper).expect("HMAC accepts any key length");
-    mac.update(whole_key.as_bytes());
-    mac.finalize().into_bytes().into()
+    KeyDigester::new(pepper).digest(whole_key)
+}
+
+/// HMAC-SHA256 under one pepper, keyed once: a digest then hashes the key
+/// alone, not the pepper's two blocks as well (what the gateway does for
+/// every request that presents a key).
+#[derive(Clone)]
+pub struct KeyDigester(Hmac<Sha256>);
+
+impl KeyDigester {
+    /// The digester of `pepper`.
+    pub fn new(pepper: &[u8]) -> Self {
+        Self(Hmac::new_from_slice(pepper).expect("HMAC accepts any key length"))
+    }
+
+    /// HMAC-SHA256 of the whole key.
+    pub fn digest(&self, whole_key: &str) -> KeyDigest {
+        let mut mac = self.0.clone();
+        mac.update(whole_key.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+}
+
+impl std::fmt::Debug for KeyDigester {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The keyed state is as secret as the pepper.
+        f.write_str("KeyDigester(..)")
+    }
 }
 
 #[cfg(test)]
@@ -93,13 +118,26 @@ mod tests {
         let key = format_key("0123456789abcdef", SECRET);
         let stored = key_digest(b"pepper", &key);
         let presented = PresentedKey::parse(&key).unwrap();
-        assert!(presented.matches(b"pepper", &stored));
-        assert!(!presented.matches(b"other", &stored));
+        let digester = KeyDigester::new(b"pepper");
+        assert!(presented.matches(&digester, &stored));
+        assert!(!presented.matches(&KeyDigester::new(b"other"), &stored));
         let other = format_key("0123456789abcdef", &SECRET.replace('a', "b"));
         assert!(
             !PresentedKey::parse(&other)
                 .unwrap()
-                .matches(b"pepper", &stored)
+                .matches(&digester, &stored)
+        );
+        // The keyed state is reused, never changed, by a digest.
+        assert!(presented.matches(&digester, &stored));
+    }
+
+    #[test]
+    fn a_digester_computes_hmac_sha256() {
+        // The well-known HMAC-SHA256 example ("key", the quick brown fox).
+        let digest = KeyDigester::new(b"key").digest("The quick brown fox jumps over the lazy dog");
+        assert_eq!(
+            hex::encode(digest),
+            "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8"
         );
     }
 }

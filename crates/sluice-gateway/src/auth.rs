@@ -7,7 +7,7 @@ use crate::fault::Fault;
 use crate::snapshot::{ApiRuntime, RoutingSnapshot};
 use http::{HeaderMap, HeaderName, header};
 use sluice_core::Environment;
-use sluice_core::api_key::PresentedKey;
+use sluice_core::api_key::{KeyDigester, PresentedKey};
 
 /// Who is calling, as far as routing cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +25,7 @@ pub(crate) fn authenticate(
     api: &ApiRuntime,
     headers: &HeaderMap,
     snapshot: &RoutingSnapshot,
-    pepper: &[u8],
+    digester: &KeyDigester,
     now_ms: u64,
 ) -> Result<Caller, Fault> {
     let open = api.definition.security.open;
@@ -42,7 +42,7 @@ pub(crate) fn authenticate(
             Err(Fault::MissingCredentials)
         };
     };
-    match check_key(raw, snapshot, pepper, now_ms) {
+    match check_key(raw, snapshot, digester, now_ms) {
         Some(key) if !open && !api.subscribers.contains(&key.application_id) => {
             Err(Fault::NotSubscribed)
         }
@@ -88,11 +88,11 @@ fn native_key(headers: &HeaderMap) -> Option<(HeaderName, &str)> {
 fn check_key<'s>(
     raw: &str,
     snapshot: &'s RoutingSnapshot,
-    pepper: &[u8],
+    digester: &KeyDigester,
     now_ms: u64,
 ) -> Option<&'s crate::snapshot::KeyEntry> {
     let presented = PresentedKey::parse(raw)?;
     let entry = snapshot.keys.get(presented.key_id)?;
     let unexpired = entry.expires_at_ms.is_none_or(|expiry| now_ms < expiry);
-    (unexpired && presented.matches(pepper, &entry.digest)).then_some(entry)
+    (unexpired && presented.matches(digester, &entry.digest)).then_some(entry)
 }

@@ -45,6 +45,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
 use sluice_ai::{Operation, UsageChunkFilter, UsageExtractor};
+use sluice_core::api_key::KeyDigester;
 use sluice_core::{ApiDefinition, Dimension, Environment, RejectStatus};
 use sluice_limits::Cost;
 use sluice_limits::{Clock, Counters, WindowUsage};
@@ -129,7 +130,7 @@ pub struct Gateway {
     upstream: Upstream,
     latencies: Latencies,
     settings: GatewaySettings,
-    pepper: Arc<[u8]>,
+    keys: KeyDigester,
 }
 
 impl Gateway {
@@ -147,7 +148,7 @@ impl Gateway {
             upstream: Upstream::new(&settings.upstream, settings.workers),
             latencies: Latencies::new(),
             settings,
-            pepper,
+            keys: KeyDigester::new(&pepper),
         })
     }
 
@@ -276,7 +277,7 @@ impl Gateway {
             &api,
             request.headers(),
             &snapshot,
-            &self.pepper,
+            &self.keys,
             self.clock.now_ms(),
         ) {
             Ok(caller) => caller,
