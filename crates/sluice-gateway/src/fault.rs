@@ -5,7 +5,6 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderName, HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 use sluice_core::{Dimension, ErrorFormat};
-use std::fmt::Write as _;
 use std::sync::LazyLock;
 
 const RETRY_AFTER_MS: HeaderName = HeaderName::from_static("retry-after-ms");
@@ -280,29 +279,29 @@ impl Throttled {
             Some(dimension) => dimension.as_str(),
             None => "in_flight",
         };
-        // The four computed values share one buffer: one allocation, not one each.
-        let mut text = BytesMut::with_capacity(128);
-        let mut value = |args: std::fmt::Arguments<'_>| {
-            let _ = text.write_fmt(args);
-            let value = text.split().freeze();
-            HeaderValue::from_maybe_shared(value).ok()
-        };
+        let mut values = HeaderValues(BytesMut::with_capacity(128));
         let fields = [
-            (header::RETRY_AFTER, value(format_args!("{retry_after_s}"))),
-            (
-                RETRY_AFTER_MS,
-                value(format_args!("{}", self.retry_after_ms)),
-            ),
+            (header::RETRY_AFTER, values.number(retry_after_s).take()),
+            (RETRY_AFTER_MS, values.number(self.retry_after_ms).take()),
             (
                 RATELIMIT_POLICY,
-                value(format_args!(
-                    "\"backend-{policy}\";q={};w={}",
-                    self.limit, self.window_seconds
-                )),
+                values
+                    .text("\"backend-")
+                    .text(policy)
+                    .text("\";q=")
+                    .number(self.limit)
+                    .text(";w=")
+                    .number(self.window_seconds)
+                    .take(),
             ),
             (
                 RATELIMIT,
-                value(format_args!("\"backend-{policy}\";r=0;t={retry_after_s}")),
+                values
+                    .text("\"backend-")
+                    .text(policy)
+                    .text("\";r=0;t=")
+                    .number(retry_after_s)
+                    .take(),
             ),
         ];
         let mut response = Response::new(Full::new(body));
@@ -319,6 +318,28 @@ impl Throttled {
             }
         }
         response
+    }
+}
+
+/// Computed header values written one after another into one buffer: one
+/// allocation for all of them, and numbers written by `itoa`, not by the
+/// formatting machinery (which cost a throttled answer more than its header
+/// fields' insertion).
+struct HeaderValues(BytesMut);
+
+impl HeaderValues {
+    fn text(&mut self, text: &str) -> &mut Self {
+        self.0.extend_from_slice(text.as_bytes());
+        self
+    }
+
+    fn number(&mut self, number: u64) -> &mut Self {
+        self.text(itoa::Buffer::new().format(number))
+    }
+
+    /// The value written since the last `take`.
+    fn take(&mut self) -> Option<HeaderValue> {
+        HeaderValue::from_maybe_shared(self.0.split().freeze()).ok()
     }
 }
 

@@ -8,7 +8,7 @@
 //! previous snapshot (endpoints, budgets, registered metric series), so a
 //! change to one API among 10 000 costs little more than a lookup each.
 
-use crate::route::RouteTable;
+use crate::route::{LookupMap, LookupSet, RouteTable};
 use crate::telemetry::EnvTelemetry;
 use http::uri::{Authority, Scheme};
 use http::{HeaderName, HeaderValue};
@@ -51,7 +51,7 @@ pub struct KeyEntry {
 pub(crate) struct RoutingSnapshot {
     pub(crate) routes: RouteTable<ApiRuntime>,
     /// Shared between snapshots that differ only in their APIs.
-    pub(crate) keys: Arc<HashMap<String, KeyEntry>>,
+    pub(crate) keys: Arc<LookupMap<String, KeyEntry>>,
 }
 
 /// An API ready to serve.
@@ -62,7 +62,7 @@ pub(crate) struct ApiRuntime {
     /// that follow while the definition stays the same.
     environments: Arc<OnceLock<[EnvRuntime; 2]>>,
     /// Applications subscribed to this API.
-    pub(crate) subscribers: HashSet<String>,
+    pub(crate) subscribers: LookupSet<String>,
     /// The header the API's Sluice key is read from.
     pub(crate) key_header: HeaderName,
 }
@@ -73,7 +73,7 @@ impl ApiRuntime {
     fn next(
         definition: Arc<ApiDefinition>,
         previous: Option<&ApiRuntime>,
-        subscribers: HashSet<String>,
+        subscribers: LookupSet<String>,
     ) -> Arc<Self> {
         let (definition, environments) = match previous {
             Some(old) if old.definition == definition => {
@@ -128,7 +128,7 @@ impl RoutingSnapshot {
     /// The snapshot of `input`, reusing what `previous` built for APIs whose
     /// definition is unchanged.
     pub(crate) fn build(input: SnapshotInput, counters: &Counters, previous: &Self) -> Self {
-        let mut subscribers: HashMap<&str, HashSet<String>> = HashMap::new();
+        let mut subscribers: HashMap<&str, LookupSet<String>> = HashMap::new();
         for (application, api) in &input.subscriptions {
             subscribers
                 .entry(api.as_str())
