@@ -614,7 +614,7 @@ fn finish(
 fn request_id<B>(request: &Request<B>) -> HeaderValue {
     request
         .headers()
-        .get("x-request-id")
+        .get(forward::X_REQUEST_ID)
         .filter(|value| !value.is_empty() && value.len() <= 200)
         .cloned()
         .unwrap_or_else(|| {

@@ -27,7 +27,7 @@ pub fn normalise(path: &str) -> Result<Vec<&str>, InvalidPath> {
     }
     let mut segments: Vec<&str> = Vec::new();
     for segment in path.split('/') {
-        match dot_segment(segment) {
+        match dot_segment(segment.as_bytes()) {
             Some(1) => {}
             Some(_) => {
                 segments.pop().ok_or(InvalidPath)?;
@@ -40,13 +40,13 @@ pub fn normalise(path: &str) -> Result<Vec<&str>, InvalidPath> {
 }
 
 /// `Some(1)` for `.`, `Some(2)` for `..` (also `%2e`, `%2E` forms), else `None`.
-fn dot_segment(segment: &str) -> Option<u8> {
+fn dot_segment(segment: &[u8]) -> Option<u8> {
     let mut rest = segment;
     let mut dots = 0u8;
     while !rest.is_empty() {
-        if let Some(after) = rest.strip_prefix('.') {
+        if let Some(after) = rest.strip_prefix(b".") {
             rest = after;
-        } else if rest.len() >= 3 && rest.as_bytes()[..3].eq_ignore_ascii_case(b"%2e") {
+        } else if rest.len() >= 3 && rest[..3].eq_ignore_ascii_case(b"%2e") {
             rest = &rest[3..];
         } else {
             return None;
@@ -156,9 +156,10 @@ impl<T> RouteTable<T> {
     /// built to be looked up.
     fn find_in_normal(&self, path: &str) -> Option<Matched<'_, T>> {
         let segments = path.strip_suffix('/').unwrap_or(path);
+        // Bytes, not chars: `/` is ASCII, and paths are short.
+        let slashes = || segments.bytes().enumerate().filter(|(_, b)| *b == b'/');
         // The end of the longest candidate: at most `max_depth` segments.
-        let mut end = segments
-            .match_indices('/')
+        let mut end = slashes()
             .nth(self.max_depth)
             .map_or(segments.len(), |(at, _)| at);
         while end > 0 {
@@ -166,7 +167,9 @@ impl<T> RouteTable<T> {
                 let rest = path[end..].to_owned();
                 return Some(Matched { target, rest });
             }
-            end = segments[..end].rfind('/')?;
+            end = segments.as_bytes()[..end]
+                .iter()
+                .rposition(|b| *b == b'/')?;
         }
         None
     }
@@ -181,7 +184,8 @@ fn is_normal(path: &str) -> bool {
     let segments = segments.strip_suffix('/').unwrap_or(segments);
     segments.is_empty()
         || segments
-            .split('/')
+            .as_bytes()
+            .split(|b| *b == b'/')
             .all(|segment| !segment.is_empty() && dot_segment(segment).is_none())
 }
 
@@ -267,10 +271,10 @@ mod tests {
 
     #[test]
     fn dot_segments_are_only_pure_dots() {
-        assert_eq!(dot_segment("..."), None);
-        assert_eq!(dot_segment(".a"), None);
-        assert_eq!(dot_segment("%2E."), Some(2));
-        assert_eq!(dot_segment("%2"), None);
+        assert_eq!(dot_segment(b"..."), None);
+        assert_eq!(dot_segment(b".a"), None);
+        assert_eq!(dot_segment(b"%2E."), Some(2));
+        assert_eq!(dot_segment(b"%2"), None);
     }
 
     proptest! {
@@ -280,7 +284,7 @@ mod tests {
             if let Ok(Some(matched)) = table.find(&format!("/{path}")) {
                 prop_assert!(matched.rest.is_empty() || matched.rest.starts_with('/'));
                 for segment in matched.rest.split('/') {
-                    prop_assert!(dot_segment(segment).is_none());
+                    prop_assert!(dot_segment(segment.as_bytes()).is_none());
                 }
             }
         }
