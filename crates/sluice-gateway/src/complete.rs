@@ -27,10 +27,11 @@ pub(crate) struct TokenTap {
     pub(crate) model: Option<String>,
 }
 
-/// Who asked for what, as the access log line names it: kept only while
-/// the log is on, so that a request does not copy its id, path and API name
-/// for nothing.
+/// Who asked for what and when, as the access log line names it: kept only
+/// while the log is on, so that a request does not read the clock or copy
+/// its id, path and API name for nothing.
 pub(crate) struct Requested {
+    pub(crate) started: Instant,
     pub(crate) request_id: String,
     pub(crate) method: http::Method,
     pub(crate) path: String,
@@ -39,7 +40,6 @@ pub(crate) struct Requested {
 
 /// What the access log says about one request.
 pub(crate) struct Completion {
-    pub(crate) started: Instant,
     /// `None` when the access log is off.
     pub(crate) requested: Option<Requested>,
     pub(crate) environment: Option<&'static str>,
@@ -56,9 +56,8 @@ pub(crate) struct Completion {
 
 impl Completion {
     /// A request's completion, logged when `requested` is given.
-    pub(crate) fn new(started: Instant, requested: Option<Requested>) -> Self {
+    pub(crate) fn new(requested: Option<Requested>) -> Self {
         Self {
-            started,
             requested,
             environment: None,
             status: 0,
@@ -94,7 +93,7 @@ impl Drop for Completion {
         let Some(requested) = &self.requested else {
             return;
         };
-        let duration_ms = self.started.elapsed().as_secs_f64() * 1_000.0;
+        let duration_ms = requested.started.elapsed().as_secs_f64() * 1_000.0;
         let (tokens, source, model) = match &settled {
             Some((cost, source, model)) => (Some(cost.0), source.as_str(), model.as_deref()),
             None => (None, UsageSource::None.as_str(), None),
@@ -289,7 +288,7 @@ mod tests {
     use std::task::ready;
 
     fn completion(in_flight: &Arc<InFlight>) -> Completion {
-        let mut completion = Completion::new(Instant::now(), None);
+        let mut completion = Completion::new(None);
         completion.status = 200;
         completion.decision = "admitted";
         completion.permit = Some((in_flight.try_acquire(None).unwrap(), metrics::Gauge::noop()));

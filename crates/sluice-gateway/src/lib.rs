@@ -249,15 +249,15 @@ impl Gateway {
         request: Request<ClientBody>,
         client: ClientConnection,
     ) -> Response<GatewayBody> {
-        let started = Instant::now();
         let request_id = request_id(&request);
         let requested = self.settings.access_log.then(|| Requested {
+            started: Instant::now(),
             request_id: request_id.to_str().unwrap_or("-").to_owned(),
             method: request.method().clone(),
             path: request.uri().path().to_owned(),
             api: None,
         });
-        let mut completion = Completion::new(started, requested);
+        let mut completion = Completion::new(requested);
         // Held across the upstream await: an owned Arc, not a borrow guard.
         let snapshot = self.snapshot.load_full();
         let (api, rest) = match snapshot.routes.find(request.uri().path()) {
@@ -273,18 +273,14 @@ impl Gateway {
             let response = cors::preflight(api.definition.cors.as_deref(), &request);
             return finish(response, completion, &request_id);
         }
-        let caller = match auth::authenticate(
-            &api,
-            request.headers(),
-            &snapshot,
-            &self.keys,
-            self.clock.now_ms(),
-        ) {
-            Ok(caller) => caller,
-            Err(fault) => {
-                return self.api_fault(fault, completion, &request_id, &api, origin.as_ref());
-            }
-        };
+        let now_ms = self.clock.now_ms();
+        let caller =
+            match auth::authenticate(&api, request.headers(), &snapshot, &self.keys, now_ms) {
+                Ok(caller) => caller,
+                Err(fault) => {
+                    return self.api_fault(fault, completion, &request_id, &api, origin.as_ref());
+                }
+            };
         let env = &api.environments(&self.counters)[caller.environment.index()];
         completion.environment = Some(env.environment.as_str());
         let Some(target) = env.endpoint.as_ref() else {
@@ -351,13 +347,19 @@ impl Gateway {
             return self.api_fault(fault, completion, &request_id, &api, origin.as_ref());
         }
 
+        // Reading an AI request's body took time: it is admitted when read.
+        let now_ms = if plan.is_some() {
+            self.clock.now_ms()
+        } else {
+            now_ms
+        };
         let admission_started = Instant::now();
         let outcome = admit(
             &api,
             env,
             cost,
             plan.is_some(),
-            self.clock.now_ms(),
+            now_ms,
             self.settings.default_reject_status,
         )
         .await;
