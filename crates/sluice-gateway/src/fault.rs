@@ -323,8 +323,8 @@ impl Throttled {
 
 /// Computed header values written one after another into one buffer: one
 /// allocation for all of them, and numbers written by `itoa`, not by the
-/// formatting machinery (which cost a throttled answer more than its header
-/// fields' insertion).
+/// formatting machinery, which took a throttled answer about 1 300
+/// instructions more.
 struct HeaderValues(BytesMut);
 
 impl HeaderValues {

@@ -130,7 +130,7 @@ pub struct Gateway {
     upstream: Upstream,
     latencies: Latencies,
     settings: GatewaySettings,
-    keys: KeyDigester,
+    key_digester: KeyDigester,
 }
 
 impl Gateway {
@@ -148,7 +148,7 @@ impl Gateway {
             upstream: Upstream::new(&settings.upstream, settings.workers),
             latencies: Latencies::new(),
             settings,
-            keys: KeyDigester::new(&pepper),
+            key_digester: KeyDigester::new(&pepper),
         })
     }
 
@@ -274,13 +274,18 @@ impl Gateway {
             return finish(response, completion, &request_id);
         }
         let now_ms = self.clock.now_ms();
-        let caller =
-            match auth::authenticate(&api, request.headers(), &snapshot, &self.keys, now_ms) {
-                Ok(caller) => caller,
-                Err(fault) => {
-                    return self.api_fault(fault, completion, &request_id, &api, origin.as_ref());
-                }
-            };
+        let caller = match auth::authenticate(
+            &api,
+            request.headers(),
+            &snapshot,
+            &self.key_digester,
+            now_ms,
+        ) {
+            Ok(caller) => caller,
+            Err(fault) => {
+                return self.api_fault(fault, completion, &request_id, &api, origin.as_ref());
+            }
+        };
         let env = &api.environments(&self.counters)[caller.environment.index()];
         completion.environment = Some(env.environment.as_str());
         let Some(target) = env.endpoint.as_ref() else {
