@@ -25,7 +25,7 @@ GATEWAY_PORT=19282
 ADMIN_PORT=19445
 PASSWORD=bench-password
 
-command -v curl >/dev/null || apt-get install -y curl >/dev/null
+install_missing curl
 cargo build --release --quiet --bin sluice
 BIN=target/release/sluice
 

@@ -19,8 +19,7 @@ GATEWAY_PORT=19280
 ADMIN_PORT=19443
 PASSWORD=bench-password
 
-command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y wrk >/dev/null; }
-command -v curl >/dev/null || apt-get install -y curl >/dev/null
+install_missing wrk curl
 # SLUICE_BIN runs an already built binary instead of building one.
 if [ -z "${SLUICE_BIN:-}" ]; then
   cargo build --release --quiet --bin sluice

@@ -38,7 +38,7 @@ cpu_ticks() {
 
 # install_missing COMMAND...: install, with apt-get, the Debian package of
 # each command that is not on the PATH (nginx comes from nginx-light, or
-# nginx where that is missing). Debian starts a service when its package is
+# nginx where that is missing; perf from linux-perf). Debian starts a service when its package is
 # installed: a policy-rc.d guard keeps the system NGINX, HAProxy and Redis
 # from starting (and staying up) on ports 80 and 6379.
 install_missing() {
@@ -47,6 +47,7 @@ install_missing() {
     command -v "$command" >/dev/null && continue
     case $command in
       nginx) packages+=(nginx-light) ;;
+      perf) packages+=(linux-perf) ;;
       *) packages+=("$command") ;;
     esac
   done

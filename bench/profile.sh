@@ -48,10 +48,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y wrk >/dev/null; }
-command -v perf >/dev/null || apt-get install -y linux-perf >/dev/null
-[ -z "$STRACE" ] || command -v strace >/dev/null || apt-get install -y strace >/dev/null
-[ -z "$INSTRUCTIONS" ] || command -v valgrind >/dev/null || apt-get install -y valgrind >/dev/null
+install_missing wrk curl perf ${STRACE:+strace} ${INSTRUCTIONS:+valgrind}
 if [ -z "${SLUICE_BIN:-}" ]; then
   cargo build --release --quiet --bin sluice
 fi

@@ -17,7 +17,7 @@ source bench/lib.sh
 APIS=${1:-10000}
 REST=${2:-1000}
 [ "$REST" -le "$APIS" ] || REST=$APIS
-command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y wrk >/dev/null; }
+install_missing wrk curl
 if [ -z "${SLUICE_BIN:-}" ]; then cargo build --release --quiet --bin sluice; fi
 BIN=${SLUICE_BIN:-target/release/sluice}
 HELPER="python3 bench/compare.py"
