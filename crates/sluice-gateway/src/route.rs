@@ -5,6 +5,7 @@
 //! segments before matching, so the remainder joined to an endpoint never
 //! holds a `..`; a `..` that would climb above the root is refused.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// A request path split at its API's route.
@@ -122,38 +123,18 @@ impl<T> RouteTable<T> {
 
     /// The longest route that is a whole-segment prefix of `path`.
     pub fn find(&self, path: &str) -> Result<Option<Matched<'_, T>>, InvalidPath> {
-        if is_normal(path) {
-            return Ok(self.find_in_normal(path));
-        }
-        let segments = normalise(path)?;
-        let mut candidate = String::with_capacity(path.len());
-        let depth = segments.len().min(self.max_depth);
-        // Build the longest candidate, then shorten it segment by segment.
-        let mut ends = Vec::with_capacity(depth);
-        for segment in &segments[..depth] {
-            candidate.push('/');
-            candidate.push_str(segment);
-            ends.push(candidate.len());
-        }
-        for (taken, end) in ends.iter().enumerate().rev() {
-            if let Some(target) = self.routes.get(&candidate[..*end]) {
-                let mut rest = String::new();
-                for segment in &segments[taken + 1..] {
-                    rest.push('/');
-                    rest.push_str(segment);
-                }
-                if path.ends_with('/') {
-                    rest.push('/');
-                }
-                return Ok(Some(Matched { target, rest }));
-            }
-        }
-        Ok(None)
+        // Nearly every path is normal already, and is looked up as it is.
+        let path = if is_normal(path) {
+            Cow::Borrowed(path)
+        } else {
+            Cow::Owned(normalised(path)?)
+        };
+        Ok(self.find_in_normal(&path))
     }
 
-    /// [`find`](Self::find) for a path that normalising leaves as it is (most
-    /// are): every candidate route is a prefix of the path itself, so none is
-    /// built to be looked up.
+    /// [`find`](Self::find) in a normal path: every candidate route is a
+    /// prefix of the path itself, longest first, so none is built to be
+    /// looked up.
     fn find_in_normal(&self, path: &str) -> Option<Matched<'_, T>> {
         let segments = path.strip_suffix('/').unwrap_or(path);
         // Bytes, not chars: `/` is ASCII, and paths are short.
@@ -173,6 +154,20 @@ impl<T> RouteTable<T> {
         }
         None
     }
+}
+
+/// `path` with its dot and empty segments resolved ([`normalise`]), and its
+/// trailing `/` kept.
+fn normalised(path: &str) -> Result<String, InvalidPath> {
+    let mut normal = String::with_capacity(path.len());
+    for segment in normalise(path)? {
+        normal.push('/');
+        normal.push_str(segment);
+    }
+    if path.ends_with('/') {
+        normal.push('/');
+    }
+    Ok(normal)
 }
 
 /// True when [`normalise`] would change nothing but a trailing `/`: the path
