@@ -36,13 +36,15 @@ cpu_ticks() {
   echo "$user $system"
 }
 
-# install_missing COMMAND...: install, with apt-get, the Debian package of
-# each command that is not on the PATH (nginx comes from nginx-light, or
-# nginx where that is missing; perf from linux-perf). Debian starts a service when its package is
-# installed: a policy-rc.d guard keeps the system NGINX, HAProxy and Redis
-# from starting (and staying up) on ports 80 and 6379.
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"   # apt_install
+
+# install_missing COMMAND...: install the Debian package of each command not
+# on the PATH (nginx from nginx-light, or nginx where that is missing; perf
+# from linux-perf). Debian starts a service when its package is installed: a
+# policy-rc.d guard keeps the system NGINX, HAProxy and Redis from starting
+# (and staying up) on ports 80 and 6379.
 install_missing() {
-  local command packages=() guard="" status=0 package
+  local command packages=() guard="" status=0
   for command in "$@"; do
     command -v "$command" >/dev/null && continue
     case $command in
@@ -57,15 +59,11 @@ install_missing() {
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
     guard=/usr/sbin/policy-rc.d
   fi
-  apt-get update -qq >/dev/null || true
-  for package in "${packages[@]}"; do
-    if [ "$package" = nginx-light ]; then
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null 2>&1 \
-        || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null || status=1
-    else
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null || status=1
-    fi
-  done
+  if ! apt_install "${packages[@]}" >/dev/null; then
+    # Newer Debian releases have no nginx-light: their NGINX is `nginx`.
+    [[ " ${packages[*]} " == *" nginx-light "* ]] \
+      && apt_install "${packages[@]/#nginx-light/nginx}" >/dev/null || status=1
+  fi
   [ -n "$guard" ] && rm -f "$guard"
   return $status
 }
