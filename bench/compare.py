@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import multiprocessing
 import os
 import re
 import secrets
@@ -537,8 +538,6 @@ def live_change(args):
     The mock echoes the path it was called with, so each answer tells whether
     it went through the old or the new definition. Each client is a process
     of its own; time.monotonic() is the same clock in all of them."""
-    import multiprocessing
-
     m = re.match(r"http://([^/:]+):(\d+)", args.gateway)
     host, port = m.group(1), int(m.group(2))
     stop = multiprocessing.Event()
