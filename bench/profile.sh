@@ -103,13 +103,14 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
+completed() { grep -oE '^ *[0-9]+ requests' "$1" | grep -oE '[0-9]+'; }   # FILE: wrk's count
 wrk -t2 -c64 -d2s -H "apikey: $KEY" "${LOAD[@]}" "$URL" >/dev/null
 if [ -n "$INSTRUCTIONS" ]; then
   callgrind_control -i on "$SLUICE_PID" >/dev/null
   wrk -t1 -c4 -d"${DURATION}s" -H "apikey: $KEY" "${LOAD[@]}" "$URL" >"$WORK/wrk.txt"
   callgrind_control -i off "$SLUICE_PID" >/dev/null
   callgrind_control -d "$SLUICE_PID" >/dev/null
-  REQUESTS=$(grep -oE '^ *[0-9]+ requests' "$WORK/wrk.txt" | grep -oE '[0-9]+')
+  REQUESTS=$(completed "$WORK/wrk.txt")
   callgrind_annotate --inclusive=yes "$(ls "$WORK"/callgrind.out.* | head -1)" > "$WORK/callgrind.txt"
   python3 - "$REQUESTS" "$WORK/callgrind.txt" <<'PY'
 import re, sys
@@ -136,7 +137,7 @@ wrk -t2 -c64 -d"${DURATION}s" -H "apikey: $KEY" "${LOAD[@]}" "$URL" >"$WORK/wrk.
 sluice_after=$(cpu_total "$SLUICE_PID"); mock_after=$(cpu_total "$MOCK_PID")
 wait "$PERF" || true
 
-REQUESTS=$(grep -oE '^ *[0-9]+ requests' "$WORK/wrk.txt" | grep -oE '[0-9]+')
+REQUESTS=$(completed "$WORK/wrk.txt")
 TICK=$(getconf CLK_TCK)
 echo "limit $LIMIT/SECOND, wrk -t2 -c64 -d${DURATION}s: $REQUESTS requests, $(grep -oE 'Requests/sec: +[0-9.]+' "$WORK/wrk.txt")"
 python3 - "$REQUESTS" "$TICK" "$sluice_before" "$sluice_after" "$mock_before" "$mock_after" <<'PY'
@@ -164,7 +165,7 @@ if [ -n "$STRACE" ]; then
   sleep 0.5
   wrk -t1 -c1 -d1s -H "apikey: $KEY" "${LOAD[@]}" "$URL" >"$WORK/wrk-strace.txt"
   wait "$STRACE_PID" || true
-  echo "system calls of one connection's $(grep -oE '^ *[0-9]+ requests' "$WORK/wrk-strace.txt" | grep -oE '[0-9]+') requests (strace, 1 s):"
+  echo "system calls of one connection's $(completed "$WORK/wrk-strace.txt") requests (strace, 1 s):"
   awk '{print $2}' "$WORK/strace.txt" | cut -d'(' -f1 | sort | uniq -c | sort -rn | head -6
 fi
 echo "raw files: $WORK"
