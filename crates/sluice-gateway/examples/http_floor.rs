@@ -1,13 +1,15 @@
 //! The floor of Sluice's HTTP stack: what hyper and tokio cost with none of
-//! Sluice in between, for `bench/floor.sh` to set beside Sluice, NGINX and
+//! Sluice in between, for `bench/compare.sh` to set beside Sluice, NGINX and
 //! HAProxy.
 //!
 //! It serves HTTP/1.1 on `--listen` the way the gateway's listener does
 //! (hyper-util's `auto` server, keep-alive, one current-thread runtime per
-//! worker), and either answers every request with a fixed 429 and a JSON body
-//! (`--answer`) or passes every request to `--backend` through hyper-util's
-//! pooled client, one pool per worker, and streams the answer back: no
-//! routing, key, limit, header rewrite, metric or log.
+//! worker; connections are spread by `SO_REUSEPORT` rather than handed
+//! over, which costs per connection, not per request). It either answers
+//! every request with a fixed 429 and a JSON body (`--answer`) or passes
+//! every request to `--backend` through hyper-util's pooled client, one
+//! pool per worker, and streams the answer back: no routing, key, limit,
+//! header rewrite, metric or log.
 //!
 //! `cargo run --release -p sluice-gateway --example http_floor -- --listen 127.0.0.1:8080 --answer`
 //! `cargo run --release -p sluice-gateway --example http_floor -- --listen 127.0.0.1:8080 --backend 127.0.0.1:9000`
@@ -30,44 +32,36 @@ const THROTTLED: &str = r#"{"code":"900800","message":"Message throttled out","d
 
 type Body = Either<Incoming, Full<Bytes>>;
 
+/// The floor of Sluice's HTTP stack, for `bench/compare.sh`.
+#[derive(clap::Parser)]
+#[command(group(clap::ArgGroup::new("mode").required(true).args(["answer", "backend"])))]
+struct Options {
+    /// Address to serve on.
+    #[arg(long)]
+    listen: SocketAddr,
+    /// Answer every request with a fixed 429.
+    #[arg(long)]
+    answer: bool,
+    /// Pass every request on to this `HOST:PORT`.
+    #[arg(long)]
+    backend: Option<String>,
+    /// Worker threads (default: one per core).
+    #[arg(long, default_value_t = std::thread::available_parallelism().map_or(1, usize::from))]
+    workers: usize,
+}
+
 fn main() -> std::io::Result<()> {
-    let mut listen: Option<SocketAddr> = None;
-    let mut answer_only = false;
-    let mut backend: Option<String> = None;
-    let mut workers = std::thread::available_parallelism().map_or(1, usize::from);
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--listen" => listen = args.next().and_then(|a| a.parse().ok()),
-            "--answer" => answer_only = true,
-            "--backend" => backend = args.next(),
-            "--workers" => workers = args.next().and_then(|a| a.parse().ok()).unwrap_or(workers),
-            _ => return Err(usage(&format!("unknown argument {arg}"))),
-        }
-    }
-    let listen = listen.ok_or_else(|| usage("--listen ADDRESS is required"))?;
-    if answer_only == backend.is_some() {
-        return Err(usage("one of --answer and --backend HOST:PORT is required"));
-    }
-    let threads: Vec<_> = (0..workers)
+    let options = <Options as clap::Parser>::parse();
+    let threads: Vec<_> = (0..options.workers)
         .map(|_| {
-            let backend = backend.clone();
-            std::thread::spawn(move || worker(listen, backend))
+            let backend = options.backend.clone();
+            std::thread::spawn(move || worker(options.listen, backend))
         })
         .collect();
     for thread in threads {
         thread.join().expect("a worker panicked")?;
     }
     Ok(())
-}
-
-fn usage(problem: &str) -> std::io::Error {
-    std::io::Error::new(
-        std::io::ErrorKind::InvalidInput,
-        format!(
-            "{problem}\nusage: http_floor --listen ADDRESS (--answer | --backend HOST:PORT) [--workers N]"
-        ),
-    )
 }
 
 /// One worker: its own listener on the shared port (`SO_REUSEPORT`), its own
