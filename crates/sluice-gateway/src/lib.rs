@@ -138,7 +138,7 @@ impl Gateway {
     pub fn new(
         settings: GatewaySettings,
         clock: Arc<dyn Clock>,
-        pepper: Arc<[u8]>,
+        pepper: &[u8],
         counters: Counters,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -148,7 +148,7 @@ impl Gateway {
             upstream: Upstream::new(&settings.upstream, settings.workers),
             latencies: Latencies::new(),
             settings,
-            key_digester: KeyDigester::new(&pepper),
+            key_digester: KeyDigester::new(pepper),
         })
     }
 

@@ -130,12 +130,7 @@ pub async fn start(config: &Config, options: StartOptions) -> anyhow::Result<Run
                 .context("cannot set up the Redis counters")?,
         ),
     };
-    let gateway = Gateway::new(
-        gateway_settings(config),
-        options.clock,
-        Arc::clone(&pepper),
-        counters,
-    );
+    let gateway = Gateway::new(gateway_settings(config), options.clock, &pepper, counters);
     let snapshot_file = config
         .store
         .is_shared()

@@ -240,7 +240,7 @@ mod tests {
         let gateway = Gateway::new(
             GatewaySettings::default(),
             Arc::new(FakeClock::at(0)),
-            Arc::from(&b"pepper"[..]),
+            b"pepper",
             Counters::Local(LocalCounters::new()),
         );
         let reloader = StoreReloader::new(
