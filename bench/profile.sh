@@ -9,13 +9,16 @@
 # figure is instructions per request: deterministic, so it tells small
 # changes apart where CPU time is too noisy.
 #
-# Usage: bench/profile.sh [--limit N] [--duration S] [--ai] [--record] [--strace]
-#                         [--instructions]
+# Usage: bench/profile.sh [--limit N] [--duration S] [--ai] [--body-bytes N]
+#                         [--record] [--strace] [--instructions]
 #   --limit N      the API's production limit per SECOND (default 10^9, which
 #                  never triggers; 1000 makes most answers refusals)
 #   --duration S   seconds of measured load (default 8), after 2 s of warm-up
 #   --ai           an OpenAI AI API loaded with streamed chat completions
 #                  (figures are then per stream of about 35 SSE events)
+#   --body-bytes N the backend is NGINX serving a file of N bytes instead
+#                  of the mock's echo of about 240 bytes: what large
+#                  responses cost (the "mock backend" figure is then NGINX's)
 #   --record       perf record -g of Sluice during the load; keeps perf.data
 #   --strace       strace of Sluice under one wrk connection for one second
 #   --instructions Sluice under valgrind's callgrind: instructions per
@@ -35,12 +38,14 @@ DURATION=8
 RECORD=
 STRACE=
 AI=
+BODY_BYTES=
 INSTRUCTIONS=
 while [ $# -gt 0 ]; do
   case $1 in
     --limit) LIMIT=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
     --ai) AI=1; shift ;;
+    --body-bytes) BODY_BYTES=$2; shift 2 ;;
     --record) RECORD=1; shift ;;
     --strace) STRACE=1; shift ;;
     --instructions) INSTRUCTIONS=1; shift ;;
@@ -48,7 +53,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-install_missing wrk curl perf ${STRACE:+strace} ${INSTRUCTIONS:+valgrind}
+install_missing wrk curl perf ${STRACE:+strace} ${INSTRUCTIONS:+valgrind} ${BODY_BYTES:+nginx}
 if [ -z "${SLUICE_BIN:-}" ]; then
   cargo build --release --quiet --bin sluice
 fi
@@ -62,7 +67,18 @@ PIDS=()
 cleanup() { kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-"$BIN" mock-backend --listen "127.0.0.1:$MOCK_PORT" >"$WORK/mock.log" 2>&1 & PIDS+=($!)
+if [ -n "$BODY_BYTES" ]; then
+  mkdir -p "$WORK/static"; head -c "$BODY_BYTES" /dev/urandom > "$WORK/static/x"
+  cat > "$WORK/nginx.conf" <<NGINX
+daemon off; master_process off; worker_processes 1; pid $WORK/nginx.pid; error_log $WORK/nginx.log;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  server { listen 127.0.0.1:$MOCK_PORT; root $WORK/static; } }
+NGINX
+  nginx -c "$WORK/nginx.conf" -p "$WORK" -e "$WORK/nginx.log" >"$WORK/mock.log" 2>&1 & PIDS+=($!)
+else
+  "$BIN" mock-backend --listen "127.0.0.1:$MOCK_PORT" >"$WORK/mock.log" 2>&1 & PIDS+=($!)
+fi
 MOCK_PID=$!
 sluice_toml "$GATEWAY_PORT" "$ADMIN_PORT" "$WORK" > "$WORK/sluice.toml"
 UNDER=()
@@ -125,7 +141,7 @@ PY
   exit 0
 fi
 cpu_total() { local user system; read -r user system <<< "$(cpu_ticks "$1")"; echo $((user + system)); }
-sluice_before=$(cpu_total "$SLUICE_PID"); mock_before=$(cpu_total "$MOCK_PID")
+sluice_before=$(cpu_ticks "$SLUICE_PID"); mock_before=$(cpu_total "$MOCK_PID")
 if [ -n "$RECORD" ]; then
   perf record -F 1999 ${PERF_CALL_GRAPH:--g} -p "$SLUICE_PID" -o "$WORK/perf.data" -- sleep "$DURATION" >/dev/null 2>&1 &
 else
@@ -134,17 +150,18 @@ else
 fi
 PERF=$!
 wrk -t2 -c64 -d"${DURATION}s" -H "apikey: $KEY" "${LOAD[@]}" "$URL" >"$WORK/wrk.txt"
-sluice_after=$(cpu_total "$SLUICE_PID"); mock_after=$(cpu_total "$MOCK_PID")
+sluice_after=$(cpu_ticks "$SLUICE_PID"); mock_after=$(cpu_total "$MOCK_PID")
 wait "$PERF" || true
 
 REQUESTS=$(completed "$WORK/wrk.txt")
 TICK=$(getconf CLK_TCK)
 echo "limit $LIMIT/SECOND, wrk -t2 -c64 -d${DURATION}s: $REQUESTS requests, $(grep -oE 'Requests/sec: +[0-9.]+' "$WORK/wrk.txt")"
-python3 - "$REQUESTS" "$TICK" "$sluice_before" "$sluice_after" "$mock_before" "$mock_after" <<'PY'
+python3 - "$REQUESTS" "$TICK" $sluice_before $sluice_after "$mock_before" "$mock_after" <<'PY'
 import sys
-requests, tick, sb, sa, mb, ma = (float(x) for x in sys.argv[1:])
+requests, tick, sub, ssb, sua, ssa, mb, ma = (float(x) for x in sys.argv[1:])
 per = lambda ticks: ticks / tick * 1e6 / requests
-print(f"CPU time per request: Sluice {per(sa - sb):.1f} us, mock backend {per(ma - mb):.1f} us")
+print(f"CPU time per request: Sluice {per(sua + ssa - sub - ssb):.1f} us "
+      f"(user {per(sua - sub):.1f}, system {per(ssa - ssb):.1f}), mock backend {per(ma - mb):.1f} us")
 PY
 if [ -z "$RECORD" ]; then
   python3 - "$REQUESTS" "$WORK/stat.txt" <<'PY'
