@@ -7,6 +7,7 @@
 
 mod body;
 mod connection;
+mod gather;
 mod limits;
 mod woken;
 mod workers;

@@ -374,7 +374,7 @@ impl<T: AsyncWrite> AsyncWrite for Watched<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.project().inner.poll_write_vectored(cx, bufs)
+        super::gather::poll_write_gathered(self.project().inner, cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
