@@ -140,6 +140,8 @@ def wrk_result(args):
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     requests = int(total.group(1)) if total else 0
+    read = re.search(r"requests in [\d.]+\w+, ([\d.]+)([KMGT]?B) read", text)
+    read_bytes = float(read.group(1)) * 1024 ** "BKMGT".index(read.group(2)[0]) if read else 0.0
 
     def per_answer_us(before, after):
         """CPU time per answer (us) from two clock-tick readings."""
@@ -153,6 +155,7 @@ def wrk_result(args):
         "requests": requests,
         "seconds": seconds,
         "non2xx": int(non2xx.group(1)) if non2xx else 0,
+        "bytes_per_answer": read_bytes / requests if requests else None,
         "socket_errors": sum(int(g) for g in errors.groups()) if errors else 0,
         "backend": args.backend,
         "backend_rps_whole_run": args.backend / seconds if seconds else 0.0,
@@ -254,7 +257,8 @@ def table(args):
                          "errors": sum(r["socket_errors"] for r in runs),
                          "proxy_user_us": median([r.get("proxy_user_us") for r in runs]),
                          "proxy_system_us": median([r.get("proxy_system_us") for r in runs]),
-                         "mock_us": median([r.get("mock_us") for r in runs])}
+                         "mock_us": median([r.get("mock_us") for r in runs]),
+                         "bytes": median([r.get("bytes_per_answer") for r in runs])}
         print(f"{case:<24}{fmt(rps, '.0f', 9)}{fmt(p50, '.2f', 8)}{fmt(p99, '.2f', 8)}"
               f"{fmt(backend, '.0f', 10)}{fmt(refused, '.0f', 10)}{fmt(x_direct, '.2f', 9)}"
               f"{fmt(x_nginx, '.2f', 8)}{fmt(x_haproxy, '.2f', 10)}")
@@ -265,13 +269,15 @@ def table(args):
         print(f"  {case:<24}{' '.join(str(v) for v in summary[case]['rps_all'])}{extra}")
 
     print()
-    print("CPU time per answer, us (utime and stime from /proc, medians over the rounds):")
-    print(f"  {'case':<24}{'user':>7}{'system':>8}{'total':>8}{'mock':>7}")
+    print("CPU time per answer, us (utime and stime from /proc, medians over the rounds),")
+    print("and the bytes wrk read per answer (head and body):")
+    print(f"  {'case':<24}{'user':>7}{'system':>8}{'total':>8}{'mock':>7}{'bytes':>7}")
     for case in cases:
         user, system = summary[case]["proxy_user_us"], summary[case]["proxy_system_us"]
         if user is None or system is None:
             continue
-        print(f"  {case:<24}{user:>7.1f}{system:>8.1f}{user + system:>8.1f}{fmt(summary[case]['mock_us'], '.1f', 7)}")
+        print(f"  {case:<24}{user:>7.1f}{system:>8.1f}{user + system:>8.1f}{fmt(summary[case]['mock_us'], '.1f', 7)}"
+              f"{fmt(summary[case]['bytes'], '.0f', 7)}")
     print_budgets(summary, args.cores)
 
     def r(case, other):
@@ -287,11 +293,13 @@ def table(args):
         ("sluice_never", "haproxy_never", "Sluice / HAProxy, never-triggering limit (goal >= 1.1)"),
         ("sluice_cap", "nginx_cap", "Sluice / NGINX, 1000/s cap (answers, mostly refusals)"),
         ("sluice_cap", "haproxy_cap", "Sluice / HAProxy, 1000/s cap (answers, mostly refusals)"),
+        ("sluice_cap", "nginx_cap_alike", "Sluice / NGINX, 1000/s cap, NGINX answering as Sluice does"),
+        ("sluice_cap", "haproxy_cap_alike", "Sluice / HAProxy, 1000/s cap, HAProxy answering as Sluice does"),
         ("floor_nolimit", "nginx_never", "floor of hyper and tokio, passing on / NGINX never-triggering"),
-        ("floor_refuse", "nginx_cap", "floor of hyper and tokio, fixed 429 / NGINX 1000/s cap"),
-        ("floor_refuse", "haproxy_cap", "floor of hyper and tokio, fixed 429 / HAProxy 1000/s cap"),
+        ("floor_refuse", "nginx_cap", "floor of hyper and tokio, Sluice's 503 / NGINX 1000/s cap"),
+        ("floor_refuse", "haproxy_cap", "floor of hyper and tokio, Sluice's 503 / HAProxy 1000/s cap"),
         ("sluice_never", "floor_nolimit", "Sluice never-triggering / the floor passing on"),
-        ("sluice_cap", "floor_refuse", "Sluice 1000/s cap / the floor's fixed 429"),
+        ("sluice_cap", "floor_refuse", "Sluice 1000/s cap / the floor's copy of its 503"),
         ("redis_exact_never", "sluice_never", "Redis exact / local, never-triggering"),
         ("redis_leased_never", "sluice_never", "Redis leased / local, never-triggering (goal >= 0.8)"),
         ("ai_stream_tokens", "ai_stream_plain", "AI stream with token limit / without (goal >= 0.95)"),

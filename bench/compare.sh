@@ -9,11 +9,15 @@
 #   {nginx,haproxy,sluice}_nolimit   proxy without a limit
 #   {nginx,haproxy,sluice}_never     a global limit that never triggers
 #   {nginx,haproxy,sluice}_cap       a global cap of 1000 requests/s
+#   {nginx,haproxy}_cap_alike   the same cap, refusals answered the way
+#                               Sluice answers them (same status, header
+#                               fields and body), for answers of one size
 #   floor_nolimit, floor_refuse      the floor of Sluice's HTTP stack (hyper
 #                               and tokio as Sluice runs them, nothing of
 #                               Sluice's own: crates/sluice-gateway/examples/
 #                               http_floor.rs) passing every request on, and
-#                               answering every request with a fixed 429
+#                               answering every request with a copy of
+#                               Sluice's throttled answer
 #   redis_{exact,leased}_{never,cap} Sluice with counters in a private Redis
 #   sluice_10k_apis             Sluice with 10 000 APIs, keys and limits
 #                               published, through one of them
@@ -281,6 +285,10 @@ for group in nolimit never cap; do
   CPU_OF[nginx_$group]=$NGINX_PIDS; CPU_OF[haproxy_$group]=$HAPROXY_PID; CPU_OF[sluice_$group]=$LOCAL_PID
   CPU_OF[redis_exact_$group]=$EXACT_PID; CPU_OF[redis_leased_$group]=$LEASED_PID
 done
+for proxy in nginx haproxy; do
+  port=NGINX_PORT; [ $proxy = haproxy ] && port=HAPROXY_PORT
+  URL[${proxy}_cap_alike]="http://127.0.0.1:${!port}/alike/v1/x"; CPU_OF[${proxy}_cap_alike]=${CPU_OF[${proxy}_cap]}
+done
 URL[floor_nolimit]="http://127.0.0.1:$FLOOR_PROXY_PORT/x"; CPU_OF[floor_nolimit]=$FLOOR_PROXY_PID
 URL[floor_refuse]="http://127.0.0.1:$FLOOR_REFUSE_PORT/x"; CPU_OF[floor_refuse]=$FLOOR_REFUSE_PID
 CPU_OF[ai_stream_plain]=$LOCAL_PID; CPU_OF[ai_stream_tokens]=$LOCAL_PID
@@ -301,7 +309,10 @@ round_cases() { # round: the cases of one round, proxies rotated
   echo direct
   for group in "${groups[@]}"; do
     cases=(nginx_$group haproxy_$group sluice_$group)
-    case $group in nolimit) cases+=(floor_nolimit) ;; cap) cases+=(floor_refuse) ;; esac
+    case $group in
+      nolimit) cases+=(floor_nolimit) ;;
+      cap) cases+=(floor_refuse nginx_cap_alike haproxy_cap_alike) ;;
+    esac
     for i in "${!cases[@]}"; do echo "${cases[$(((i + r) % ${#cases[@]}))]}"; done
   done
   if [ $((r % 2)) -eq 0 ]; then echo redis_exact_never redis_leased_never redis_exact_cap redis_leased_cap
@@ -311,7 +322,7 @@ round_cases() { # round: the cases of one round, proxies rotated
   if [ $((r % 2)) -eq 0 ]; then echo ai_stream_plain ai_stream_tokens; else echo ai_stream_tokens ai_stream_plain; fi
 }
 ORDER="direct nginx_nolimit haproxy_nolimit sluice_nolimit floor_nolimit nginx_never haproxy_never sluice_never
-  nginx_cap haproxy_cap sluice_cap floor_refuse redis_exact_never redis_leased_never redis_exact_cap redis_leased_cap
+  nginx_cap haproxy_cap sluice_cap floor_refuse nginx_cap_alike haproxy_cap_alike redis_exact_never redis_leased_never redis_exact_cap redis_leased_cap
   sluice_10k_apis ai_direct ai_stream_plain ai_stream_tokens"
 
 backend_count() { curl -sf "http://127.0.0.1:$MOCK_PORT/__mock/stats" | field requests; }

@@ -6,7 +6,9 @@
 //! (hyper-util's `auto` server, keep-alive, one current-thread runtime per
 //! worker; connections are spread by `SO_REUSEPORT` rather than handed
 //! over, which costs per connection, not per request). It either answers
-//! every request with a fixed 429 and a JSON body (`--answer`) or passes
+//! every request with a copy of Sluice's throttled answer (`--answer`: the
+//! same status, header fields and body, 470 bytes; its request id is fixed
+//! rather than drawn for each answer) or passes
 //! every request to `--backend` through hyper-util's pooled client, one
 //! pool per worker, and streams the answer back: no routing, key, limit,
 //! header rewrite, metric or log.
@@ -15,7 +17,7 @@
 //! `cargo run --release -p sluice-gateway --example http_floor -- --listen 127.0.0.1:8080 --backend 127.0.0.1:9000`
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode, Uri};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -27,8 +29,21 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// A throttled answer of about the size of the gateway's.
-const THROTTLED: &str = r#"{"code":"900800","message":"Message throttled out","description":"You have exceeded your quota"}"#;
+/// The body of Sluice's throttled answer.
+const THROTTLED: &str = r#"{"fault":{"code":900801,"message":"API Limit Reached","description":"API not accepting requests"}}"#;
+
+/// The header fields of Sluice's throttled answer under a cap of 1000 per
+/// second (hyper adds `content-length` and `date`, as for Sluice's).
+const THROTTLED_FIELDS: [(&str, &str); 8] = [
+    ("content-type", "application/json; charset=UTF-8"),
+    ("x-should-retry", "true"),
+    ("x-sluice-limit-dimension", "requests"),
+    ("retry-after", "1"),
+    ("retry-after-ms", "1"),
+    ("ratelimit-policy", "\"backend-requests\";q=1000;w=1"),
+    ("ratelimit", "\"backend-requests\";r=0;t=1"),
+    ("x-request-id", "97e526fc-f11e-4b88-a673-adcdc27398fd"),
+];
 
 type Body = Either<Incoming, Full<Bytes>>;
 
@@ -39,7 +54,7 @@ struct Options {
     /// Address to serve on.
     #[arg(long)]
     listen: SocketAddr,
-    /// Answer every request with a fixed 429.
+    /// Answer every request with a copy of Sluice's throttled answer.
     #[arg(long)]
     answer: bool,
     /// Pass every request on to this `HOST:PORT`.
@@ -112,13 +127,18 @@ async fn answer(
     backend: Option<&str>,
 ) -> Response<Body> {
     let Some(backend) = backend else {
-        return Response::builder()
-            .status(StatusCode::TOO_MANY_REQUESTS)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(Either::Right(Full::new(Bytes::from_static(
-                THROTTLED.as_bytes(),
-            ))))
-            .expect("a fixed answer is valid");
+        let mut response = Response::new(Either::Right(Full::new(Bytes::from_static(
+            THROTTLED.as_bytes(),
+        ))));
+        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        let headers = response.headers_mut();
+        for (name, value) in THROTTLED_FIELDS {
+            headers.insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        return response;
     };
     let (mut parts, body) = request.into_parts();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
