@@ -223,11 +223,11 @@ def table(args):
     order = {c: i for i, c in enumerate(args.order.split())} if args.order else {}
     cases.sort(key=lambda c: order.get(c, len(order)))
 
-    def ratio(case, other):
+    def ratio(case, other, figure="rps"):
         out = []
         for results in by_round.values():
-            if case in results and other in results and results[other]["rps"]:
-                out.append(results[case]["rps"] / results[other]["rps"])
+            if case in results and other in results and results[other][figure]:
+                out.append(results[case][figure] / results[other][figure])
         return median(out)
 
     def fmt(value, spec, width):
@@ -280,9 +280,6 @@ def table(args):
               f"{fmt(summary[case]['bytes'], '.0f', 7)}")
     print_budgets(summary, args.cores)
 
-    def r(case, other):
-        return ratio(case, other)
-
     print()
     print("ratios of interest (medians of the per-round ratios):")
     pairs = [
@@ -306,9 +303,18 @@ def table(args):
         ("sluice_10k_apis", "sluice_never", "10 000 APIs / few APIs, never-triggering (goal >= 0.95)"),
     ]
     for case, other, label in pairs:
-        value = r(case, other)
+        value = ratio(case, other)
         if value is not None:
             print(f"  {label:<72}{value:.3f}")
+    print()
+    print("p99 latency ratios (medians of the per-round ratios; below 1 is better for Sluice):")
+    for group, label in (("never", "never-triggering limit, flat out"),
+                         ("paced", "never-triggering limit, paced (2 ms pauses)"),
+                         ("cap", "1000/s cap")):
+        for other in ("nginx", "haproxy"):
+            value = ratio(f"sluice_{group}", f"{other}_{group}", "p99")
+            if value is not None:
+                print(f"  {'Sluice / ' + ('NGINX' if other == 'nginx' else 'HAProxy') + ', ' + label:<72}{value:.3f}")
     if args.json:
         with open(args.json, "w") as out:
             json.dump(summary, out, indent=1)

@@ -12,6 +12,9 @@
 #   {nginx,haproxy}_cap_alike   the same cap, refusals answered the way
 #                               Sluice answers them (same status, header
 #                               fields and body), for answers of one size
+#   {nginx,haproxy,sluice}_paced the never-triggering limit at about half
+#                               load: each connection waits 2 ms after each
+#                               answer, so latency is compared at one load
 #   floor_nolimit, floor_refuse      the floor of Sluice's HTTP stack (hyper
 #                               and tokio as Sluice runs them, nothing of
 #                               Sluice's own: crates/sluice-gateway/examples/
@@ -273,6 +276,11 @@ wrk.method = "POST"
 wrk.headers["content-type"] = "application/json"
 wrk.body = '{"model":"bench","stream":true,"max_tokens":32,"messages":[{"role":"user","content":"Write a short poem about sluices."}]}'
 LUA
+# Each connection waits this long after an answer before its next request:
+# about half of what the proxies serve flat out, so that latency is compared
+# at one load rather than at each proxy's own saturation.
+PACED_LUA="$WORK/paced.lua"
+echo 'function delay() return 2 end' > "$PACED_LUA"
 declare -A URL KEY LUA RSS_OF CPU_OF
 URL[direct]="http://127.0.0.1:$MOCK_PORT/x"
 for group in nolimit never cap; do
@@ -289,6 +297,10 @@ for proxy in nginx haproxy; do
   port=NGINX_PORT; [ $proxy = haproxy ] && port=HAPROXY_PORT
   URL[${proxy}_cap_alike]="http://127.0.0.1:${!port}/alike/v1/x"; CPU_OF[${proxy}_cap_alike]=${CPU_OF[${proxy}_cap]}
 done
+for proxy in nginx haproxy sluice; do
+  URL[${proxy}_paced]=${URL[${proxy}_never]}; KEY[${proxy}_paced]=${KEY[${proxy}_never]:-}
+  CPU_OF[${proxy}_paced]=${CPU_OF[${proxy}_never]}; LUA[${proxy}_paced]=$PACED_LUA
+done
 URL[floor_nolimit]="http://127.0.0.1:$FLOOR_PROXY_PORT/x"; CPU_OF[floor_nolimit]=$FLOOR_PROXY_PID
 URL[floor_refuse]="http://127.0.0.1:$FLOOR_REFUSE_PORT/x"; CPU_OF[floor_refuse]=$FLOOR_REFUSE_PID
 CPU_OF[ai_stream_plain]=$LOCAL_PID; CPU_OF[ai_stream_tokens]=$LOCAL_PID
@@ -302,10 +314,10 @@ if [ -n "$SCALE_PID" ]; then
 fi
 
 round_cases() { # round: the cases of one round, proxies rotated
-  local r=$1 groups=(nolimit never cap) group i cases
+  local r=$1 groups=(nolimit never cap paced) group i cases
   # Every other round runs the never-triggering limits before no limit, so
   # that the limiter-cost ratio is not biased by the order within a round.
-  [ $((r % 2)) -eq 0 ] || groups=(never nolimit cap)
+  [ $((r % 2)) -eq 0 ] || groups=(never nolimit cap paced)
   echo direct
   for group in "${groups[@]}"; do
     cases=(nginx_$group haproxy_$group sluice_$group)
@@ -322,7 +334,8 @@ round_cases() { # round: the cases of one round, proxies rotated
   if [ $((r % 2)) -eq 0 ]; then echo ai_stream_plain ai_stream_tokens; else echo ai_stream_tokens ai_stream_plain; fi
 }
 ORDER="direct nginx_nolimit haproxy_nolimit sluice_nolimit floor_nolimit nginx_never haproxy_never sluice_never
-  nginx_cap haproxy_cap sluice_cap floor_refuse nginx_cap_alike haproxy_cap_alike redis_exact_never redis_leased_never redis_exact_cap redis_leased_cap
+  nginx_cap haproxy_cap sluice_cap floor_refuse nginx_cap_alike haproxy_cap_alike
+  nginx_paced haproxy_paced sluice_paced redis_exact_never redis_leased_never redis_exact_cap redis_leased_cap
   sluice_10k_apis ai_direct ai_stream_plain ai_stream_tokens"
 
 backend_count() { curl -sf "http://127.0.0.1:$MOCK_PORT/__mock/stats" | field requests; }
