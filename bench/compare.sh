@@ -347,7 +347,9 @@ sample_rss() { # pid file: the peak VmRSS (kB), written as it grows
   local max=0 v
   while :; do
     v=$(awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0)
-    if [ "$v" -gt "$max" ]; then max=$v; echo "$max" > "$2"; fi
+    # Renamed into place: the sampler is killed at the end of a case, and a
+    # kill between truncating and writing the file would leave it empty.
+    if [ "$v" -gt "$max" ]; then max=$v; echo "$max" > "$2.new" && mv "$2.new" "$2"; fi
     sleep 0.2
   done
 }
