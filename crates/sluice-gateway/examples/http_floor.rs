@@ -5,7 +5,9 @@
 //! It serves HTTP/1.1 on `--listen` the way the gateway's listener does
 //! (hyper-util's `auto` server, keep-alive, one current-thread runtime per
 //! worker; connections are spread by `SO_REUSEPORT` rather than handed
-//! over, which costs per connection, not per request). It either answers
+//! over, which costs per connection, not per request; hyper's vectored
+//! writes go out as they are, where the gateway sends a small one as one
+//! plain write, see `server/gather.rs`). It either answers
 //! every request with a copy of Sluice's throttled answer (`--answer`: the
 //! same status, header fields and body, 470 bytes; its request id is fixed
 //! rather than drawn for each answer) or passes
