@@ -311,10 +311,11 @@ def table(args):
     for group, label in (("never", "never-triggering limit, flat out"),
                          ("paced", "never-triggering limit, paced (2 ms pauses)"),
                          ("cap", "1000/s cap")):
-        for other in ("nginx", "haproxy"):
-            value = ratio(f"sluice_{group}", f"{other}_{group}", "p99")
+        for subject, other in (("sluice", "nginx"), ("sluice", "haproxy"), ("floor", "nginx")):
+            value = ratio(f"{subject}_{group}", f"{other}_{group}", "p99")
             if value is not None:
-                print(f"  {'Sluice / ' + ('NGINX' if other == 'nginx' else 'HAProxy') + ', ' + label:<72}{value:.3f}")
+                name = {"sluice": "Sluice", "floor": "the floor", "nginx": "NGINX", "haproxy": "HAProxy"}
+                print(f"  {name[subject] + ' / ' + name[other] + ', ' + label:<72}{value:.3f}")
     if args.json:
         with open(args.json, "w") as out:
             json.dump(summary, out, indent=1)

@@ -15,6 +15,7 @@
 #   {nginx,haproxy,sluice}_paced the never-triggering limit at about half
 #                               load: each connection waits 2 ms after each
 #                               answer, so latency is compared at one load
+#                               (floor_paced: the floor passing on, so)
 #   floor_nolimit, floor_refuse      the floor of Sluice's HTTP stack (hyper
 #                               and tokio as Sluice runs them, nothing of
 #                               Sluice's own: crates/sluice-gateway/examples/
@@ -303,6 +304,7 @@ for proxy in nginx haproxy sluice; do
 done
 URL[floor_nolimit]="http://127.0.0.1:$FLOOR_PROXY_PORT/x"; CPU_OF[floor_nolimit]=$FLOOR_PROXY_PID
 URL[floor_refuse]="http://127.0.0.1:$FLOOR_REFUSE_PORT/x"; CPU_OF[floor_refuse]=$FLOOR_REFUSE_PID
+URL[floor_paced]=${URL[floor_nolimit]}; CPU_OF[floor_paced]=$FLOOR_PROXY_PID; LUA[floor_paced]=$PACED_LUA
 CPU_OF[ai_stream_plain]=$LOCAL_PID; CPU_OF[ai_stream_tokens]=$LOCAL_PID
 URL[ai_direct]="http://127.0.0.1:$MOCK_PORT/v1/chat/completions"; LUA[ai_direct]=$AI_LUA
 URL[ai_stream_plain]="http://127.0.0.1:$GW_PORT/aiplain/v1/chat/completions"; LUA[ai_stream_plain]=$AI_LUA
@@ -324,6 +326,7 @@ round_cases() { # round: the cases of one round, proxies rotated
     case $group in
       nolimit) cases+=(floor_nolimit) ;;
       cap) cases+=(floor_refuse nginx_cap_alike haproxy_cap_alike) ;;
+      paced) cases+=(floor_paced) ;;
     esac
     for i in "${!cases[@]}"; do echo "${cases[$(((i + r) % ${#cases[@]}))]}"; done
   done
@@ -335,7 +338,7 @@ round_cases() { # round: the cases of one round, proxies rotated
 }
 ORDER="direct nginx_nolimit haproxy_nolimit sluice_nolimit floor_nolimit nginx_never haproxy_never sluice_never
   nginx_cap haproxy_cap sluice_cap floor_refuse nginx_cap_alike haproxy_cap_alike
-  nginx_paced haproxy_paced sluice_paced redis_exact_never redis_leased_never redis_exact_cap redis_leased_cap
+  nginx_paced haproxy_paced sluice_paced floor_paced redis_exact_never redis_leased_never redis_exact_cap redis_leased_cap
   sluice_10k_apis ai_direct ai_stream_plain ai_stream_tokens"
 
 backend_count() { curl -sf "http://127.0.0.1:$MOCK_PORT/__mock/stats" | field requests; }
