@@ -141,6 +141,7 @@ PY
   exit 0
 fi
 cpu_total() { local user system; read -r user system <<< "$(cpu_ticks "$1")"; echo $((user + system)); }
+# Sluice's figures are two words, user and system ticks, passed on unquoted.
 sluice_before=$(cpu_ticks "$SLUICE_PID"); mock_before=$(cpu_total "$MOCK_PID")
 if [ -n "$RECORD" ]; then
   perf record -F 1999 ${PERF_CALL_GRAPH:--g} -p "$SLUICE_PID" -o "$WORK/perf.data" -- sleep "$DURATION" >/dev/null 2>&1 &
