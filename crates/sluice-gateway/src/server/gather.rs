@@ -19,8 +19,9 @@ use tokio::io::AsyncWrite;
 /// Writes of at most this many bytes in all are gathered into one buffer.
 pub(super) const GATHERED_AT_MOST: usize = 2048;
 
-/// Write `bufs` to `writer`: as one plain write when they are few bytes in
-/// all, else as they are.
+/// Write `bufs` to `writer` as one plain write when there is one buffer or
+/// they hold at most [`GATHERED_AT_MOST`] bytes in all; else as one vectored
+/// write, as they are.
 pub(super) fn poll_write_gathered<W: AsyncWrite + ?Sized>(
     writer: Pin<&mut W>,
     cx: &mut Context<'_>,
