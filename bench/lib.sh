@@ -44,7 +44,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"   # apt_install
 # policy-rc.d guard keeps the system NGINX, HAProxy and Redis from starting
 # (and staying up) on ports 80 and 6379.
 install_missing() {
-  local command packages=() guard="" status=0
+  local command packages=() guard="" status=0 sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo   # as apt_install does
   for command in "$@"; do
     command -v "$command" >/dev/null && continue
     case $command in
@@ -56,7 +57,8 @@ install_missing() {
   [ ${#packages[@]} -gt 0 ] || return 0
   echo "installing ${packages[*]}"
   if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+    $sudo chmod +x /usr/sbin/policy-rc.d
     guard=/usr/sbin/policy-rc.d
   fi
   if ! apt_install "${packages[@]}" >/dev/null; then
@@ -64,6 +66,6 @@ install_missing() {
     [[ " ${packages[*]} " == *" nginx-light "* ]] \
       && apt_install "${packages[@]/#nginx-light/nginx}" >/dev/null || status=1
   fi
-  [ -n "$guard" ] && rm -f "$guard"
+  [ -n "$guard" ] && $sudo rm -f "$guard"
   return $status
 }
