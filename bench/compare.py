@@ -308,13 +308,13 @@ def table(args):
             print(f"  {label:<72}{value:.3f}")
     print()
     print("p99 latency ratios (medians of the per-round ratios; below 1 is better for Sluice):")
+    name = {"sluice": "Sluice", "floor": "the floor", "nginx": "NGINX", "haproxy": "HAProxy"}
     for group, label in (("never", "never-triggering limit, flat out"),
                          ("paced", "never-triggering limit, paced (2 ms pauses)"),
                          ("cap", "1000/s cap")):
         for subject, other in (("sluice", "nginx"), ("sluice", "haproxy"), ("floor", "nginx")):
             value = ratio(f"{subject}_{group}", f"{other}_{group}", "p99")
             if value is not None:
-                name = {"sluice": "Sluice", "floor": "the floor", "nginx": "NGINX", "haproxy": "HAProxy"}
                 print(f"  {name[subject] + ' / ' + name[other] + ', ' + label:<72}{value:.3f}")
     if args.json:
         with open(args.json, "w") as out:

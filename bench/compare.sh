@@ -294,10 +294,8 @@ for group in nolimit never cap; do
   CPU_OF[nginx_$group]=$NGINX_PIDS; CPU_OF[haproxy_$group]=$HAPROXY_PID; CPU_OF[sluice_$group]=$LOCAL_PID
   CPU_OF[redis_exact_$group]=$EXACT_PID; CPU_OF[redis_leased_$group]=$LEASED_PID
 done
-for proxy in nginx haproxy; do
-  port=NGINX_PORT; [ $proxy = haproxy ] && port=HAPROXY_PORT
-  URL[${proxy}_cap_alike]="http://127.0.0.1:${!port}/alike/v1/x"; CPU_OF[${proxy}_cap_alike]=${CPU_OF[${proxy}_cap]}
-done
+URL[nginx_cap_alike]="http://127.0.0.1:$NGINX_PORT/alike/v1/x"; CPU_OF[nginx_cap_alike]=$NGINX_PIDS
+URL[haproxy_cap_alike]="http://127.0.0.1:$HAPROXY_PORT/alike/v1/x"; CPU_OF[haproxy_cap_alike]=$HAPROXY_PID
 for proxy in nginx haproxy sluice; do
   URL[${proxy}_paced]=${URL[${proxy}_never]}; KEY[${proxy}_paced]=${KEY[${proxy}_never]:-}
   CPU_OF[${proxy}_paced]=${CPU_OF[${proxy}_never]}; LUA[${proxy}_paced]=$PACED_LUA
