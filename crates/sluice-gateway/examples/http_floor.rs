@@ -2,18 +2,19 @@
 //! Sluice in between, for `bench/compare.sh` to set beside Sluice, NGINX and
 //! HAProxy.
 //!
-//! It serves HTTP/1.1 on `--listen` the way the gateway's listener does
-//! (hyper-util's `auto` server, keep-alive, one current-thread runtime per
-//! worker; connections are spread by `SO_REUSEPORT` rather than handed
-//! over, which costs per connection, not per request; hyper's vectored
-//! writes go out as they are, where the gateway sends a small one as one
-//! plain write, see `server/gather.rs`). It either answers
-//! every request with a copy of Sluice's throttled answer (`--answer`: the
-//! same status, header fields and body, 470 bytes; its request id is fixed
-//! rather than drawn for each answer) or passes
-//! every request to `--backend` through hyper-util's pooled client, one
-//! pool per worker, and streams the answer back: no routing, key, limit,
-//! header rewrite, metric or log.
+//! It serves HTTP/1.1 on `--listen` the way the gateway's listener does:
+//! hyper-util's `auto` server, keep-alive, one current-thread runtime per
+//! worker. Two things differ: connections are spread by `SO_REUSEPORT`
+//! rather than handed over (a cost per connection, not per request), and
+//! hyper's vectored writes go out as they are, where the gateway sends a
+//! small one as one plain write (`server/gather.rs`).
+//!
+//! It either answers every request with a copy of Sluice's throttled answer
+//! (`--answer`: the same status, header fields and body, 470 bytes; its
+//! request id fixed rather than drawn for each answer), or passes every
+//! request to `--backend` through hyper-util's pooled client, one pool per
+//! worker, and streams the answer back: no routing, key, limit, header
+//! rewrite, metric or log.
 //!
 //! `cargo run --release -p sluice-gateway --example http_floor -- --listen 127.0.0.1:8080 --answer`
 //! `cargo run --release -p sluice-gateway --example http_floor -- --listen 127.0.0.1:8080 --backend 127.0.0.1:9000`
